@@ -1,0 +1,147 @@
+#!/usr/bin/env python3
+"""STAND-IN for GitHub's infrastructure (actions/cache, upload/download-artifact, setup-python) under act.
+
+Never part of the kit: the leanops harness maps the pinned GitHub-owned actions here. State lives in
+$LEANOPS_ACT_STORE (bind-mounted from the host, so tests can inspect it). Inputs come as STANDIN_* env.
+"""
+
+from __future__ import annotations
+
+import glob
+import os
+import re
+import shutil
+import subprocess
+import sys
+import tarfile
+from pathlib import Path
+
+LABEL = "[stand-in for GitHub's infrastructure]"
+
+
+def store() -> Path:
+    root = os.environ.get("LEANOPS_ACT_STORE")
+    if not root:
+        sys.exit(f"{LABEL} LEANOPS_ACT_STORE is not set: run through `leanops act`")
+    return Path(root)
+
+
+def inp(name: str, default: str = "") -> str:
+    return os.environ.get(f"STANDIN_{name.upper().replace('-', '_')}", "") or default
+
+
+def output(name: str, value: str) -> None:
+    with open(os.environ["GITHUB_OUTPUT"], "a", encoding="utf-8") as fh:
+        fh.write(f"{name}={value}\n")
+
+
+def paths() -> list[str]:
+    out = []
+    for line in inp("path").splitlines():
+        line = line.strip()
+        if line and not line.startswith("!"):
+            out.append(os.path.expandvars(os.path.expanduser(line)))
+    return out
+
+
+def safe_key(key: str) -> str:
+    return re.sub(r"[^A-Za-z0-9._+-]", "_", key)
+
+
+def cache_restore() -> None:
+    key = inp("key")
+    folder = store() / "cache"
+    exact = folder / f"{safe_key(key)}.tar"
+    found, hit = (exact, True) if exact.is_file() else (None, False)
+    if not found:
+        for prefix in [p.strip() for p in inp("restore-keys").splitlines() if p.strip()]:
+            matches = sorted(folder.glob(f"{safe_key(prefix)}*.tar"), key=lambda p: p.stat().st_mtime)
+            if matches:
+                found = matches[-1]
+                break
+    if not found:
+        print(f"{LABEL} cache not found for key {key}")
+        output("cache-hit", "false")
+        return
+    with tarfile.open(found) as tar:
+        tar.extractall("/", filter="fully_trusted") if hasattr(tarfile, "data_filter") else tar.extractall("/")  # noqa: S202
+    print(f"{LABEL} cache restored from {found.name} ({'exact' if hit else 'prefix'} match)")
+    output("cache-hit", "true" if hit else "false")
+    output("cache-primary-key", key)
+    output("cache-matched-key", found.stem)
+
+
+def cache_save() -> None:
+    key = inp("key")
+    folder = store() / "cache"
+    folder.mkdir(parents=True, exist_ok=True)
+    target = folder / f"{safe_key(key)}.tar"
+    if target.exists():
+        print(f"{LABEL} cache {key} exists; not saved again")
+        return
+    part = target.with_suffix(".part")
+    with tarfile.open(part, "w") as tar:
+        for p in paths():
+            for match in glob.glob(p) or []:
+                tar.add(os.path.abspath(match), arcname=os.path.abspath(match).lstrip("/"))
+    os.replace(part, target)
+    print(f"{LABEL} cache saved as {target.name} ({target.stat().st_size // 1024} KiB)")
+
+
+def upload() -> None:
+    name = inp("name", "artifact")
+    dest = store() / "artifacts" / name
+    files = []
+    for p in paths():
+        files += [Path(m) for m in glob.glob(p, recursive=True)]
+    if not files:
+        mode = inp("if-no-files-found", "warn")
+        msg = f"{LABEL} no files found for artifact {name}: {inp('path')!r}"
+        if mode == "error":
+            print(f"::error::{msg}")
+            sys.exit(1)
+        if mode == "warn":
+            print(f"::warning::{msg}")
+        return
+    if dest.exists():
+        shutil.rmtree(dest)
+    dest.mkdir(parents=True)
+    for f in files:
+        if f.is_dir():
+            shutil.copytree(f, dest / f.name, dirs_exist_ok=True)
+        else:
+            shutil.copy2(f, dest / f.name)
+    print(f"{LABEL} artifact {name}: {len(files)} path(s) -> {dest}")
+    output("artifact-id", name)
+    output("artifact-url", dest.as_uri())
+
+
+def download() -> None:
+    name = inp("name", "artifact")
+    src = store() / "artifacts" / name
+    dest = Path(inp("path", os.environ.get("GITHUB_WORKSPACE", ".")))
+    if not src.is_dir():
+        print(f"::error::{LABEL} artifact {name} not found")
+        sys.exit(1)
+    shutil.copytree(src, dest, dirs_exist_ok=True)
+    print(f"{LABEL} artifact {name} -> {dest}")
+    output("download-path", str(dest))
+
+
+def setup_python() -> None:
+    wanted = inp("python-version")
+    exe = shutil.which("python3") or sys.executable
+    have = subprocess.run([exe, "-c", "import sys; print('%d.%d.%d' % sys.version_info[:3])"],
+                          capture_output=True, text=True, check=True).stdout.strip()
+    if wanted and not have.startswith(wanted.rstrip(".x")):
+        print(f"::warning::{LABEL} the runner image has Python {have}; {wanted} was requested; using {have}")
+    output("python-version", have)
+    output("python-path", exe)
+    output("cache-hit", "false")
+
+
+COMMANDS = {"cache-restore": cache_restore, "cache-save": cache_save, "upload-artifact": upload,
+            "download-artifact": download, "setup-python": setup_python}
+
+if __name__ == "__main__":
+    COMMANDS[sys.argv[1]]()

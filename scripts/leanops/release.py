@@ -74,7 +74,7 @@ def rewrite(root: Path, ref: str, *, slug: str = SLUG, new_slug: str | None = No
         text = path.read_text(encoding="utf-8")
         new = pattern.sub(lambda m: m.group("head").replace(slug, target) + ref, text)
         if path.name == "zizmor.yml" and new_slug:
-            new = new.replace(f'"{slug}/*"', f'"{target}/*"')
+            new = new.replace(f'"{slug}"', f'"{target}"').replace(f'"{slug}/*"', f'"{target}/*"')
         if new != text:
             atomic_write(path, new)
             changed.append(path)

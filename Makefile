@@ -1,0 +1,53 @@
+# The two commands of the README: `make demo` (the lifecycle on examples/churn) and `make test`.
+SHELL := /bin/bash
+UV := .tools/uv/bin/uv
+RUN := $(UV) run --frozen --all-extras
+WORKFLOW_FILES := .github/workflows action.yml $(wildcard actions/*/action.yml)
+
+export UV_PYTHON_DOWNLOADS := never
+export DO_NOT_TRACK := 1
+export MLFLOW_DISABLE_TELEMETRY := true
+export GX_ANALYTICS_ENABLED := false
+export DVC_NO_ANALYTICS := 1
+
+.PHONY: setup engine lint unit e2e test demo bench release
+
+setup:
+	@scripts/dev-setup.sh
+
+# A Docker engine and the local runner image (as root: installs docker.io, debootstrap; builds once).
+engine: setup
+	@if [ "$$(id -u)" = 0 ]; then $(RUN) leanops act --prepare; \
+	else echo "engine: not root; e2e tests need a running Docker engine"; fi
+
+lint: setup
+	$(RUN) ruff check scripts tests bench examples
+	$(RUN) mypy
+	$(RUN) actionlint .github/workflows/*.yml
+	$(RUN) zizmor --no-progress $(WORKFLOW_FILES)
+
+unit: setup
+	$(RUN) pytest -m "not e2e" tests
+
+e2e: engine
+	$(RUN) pytest -m e2e tests
+
+# Everything: lint, unit, integration and e2e tests (e2e under act with the real engine).
+test: engine
+	$(RUN) ruff check scripts tests bench examples
+	$(RUN) mypy
+	$(RUN) pytest tests
+	$(RUN) actionlint .github/workflows/*.yml
+	$(RUN) zizmor --no-progress $(WORKFLOW_FILES)
+
+# The whole lifecycle on examples/churn (grows with each capability).
+demo: engine
+	$(RUN) python scripts/demo.py
+
+bench: setup
+	$(RUN) python bench/setup/run.py
+
+# make release VERSION=x.y.z: version, self-references, then the tag commands.
+release: setup
+	@test -n "$(VERSION)" || { echo "usage: make release VERSION=x.y.z"; exit 2; }
+	$(RUN) leanops release "$(VERSION)"

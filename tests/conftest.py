@@ -1,0 +1,63 @@
+"""Shared fixtures: runner files in temporary places, and one harness (engine, image, store) per run."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture
+def runner_files(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> dict[str, Path]:
+    """GITHUB_OUTPUT, GITHUB_STEP_SUMMARY, GITHUB_PATH and GITHUB_ENV as empty temporary files."""
+    files = {}
+    for name in ("GITHUB_OUTPUT", "GITHUB_STEP_SUMMARY", "GITHUB_PATH", "GITHUB_ENV"):
+        path = tmp_path / name.lower()
+        path.write_text("")
+        monkeypatch.setenv(name, str(path))
+        files[name] = path
+    monkeypatch.setenv("GITHUB_ACTIONS", "true")
+    return files
+
+
+@pytest.fixture
+def no_runner(monkeypatch: pytest.MonkeyPatch) -> None:
+    for name in ("GITHUB_OUTPUT", "GITHUB_STEP_SUMMARY", "GITHUB_PATH", "GITHUB_ENV", "GITHUB_ACTIONS"):
+        monkeypatch.delenv(name, raising=False)
+
+
+def require_e2e() -> bool:
+    return os.environ.get("LEANOPS_REQUIRE_E2E") == "1"
+
+
+@pytest.fixture(scope="session")
+def harness():
+    """The local act harness; e2e tests skip without a Docker engine unless LEANOPS_REQUIRE_E2E=1."""
+    from leanops import harness as h
+
+    if not h.engine_ready() and not require_e2e():
+        pytest.skip("no Docker engine (set LEANOPS_REQUIRE_E2E=1 to make this a failure)")
+    hn = h.Harness(kit=ROOT, home=h.default_home())
+    hn.prepare(install=require_e2e())
+    return hn
+
+
+def make_repo(path: Path, files: dict[str, str], *, origin: str = "https://github.com/example/caller.git") -> Path:
+    """A throwaway git repository with the given files committed and an origin remote."""
+    path.mkdir(parents=True, exist_ok=True)
+    for name, text in files.items():
+        target = path / name
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_text(text)
+    git = shutil.which("git") or "git"
+    env = dict(os.environ, GIT_AUTHOR_NAME="t", GIT_AUTHOR_EMAIL="t@example.com",
+               GIT_COMMITTER_NAME="t", GIT_COMMITTER_EMAIL="t@example.com")
+    for args in (["init", "-q", "-b", "main"], ["add", "-A"], ["commit", "-qm", "init"],
+                 ["remote", "add", "origin", origin]):
+        subprocess.run([git, *args], cwd=path, check=True, env=env)
+    return path

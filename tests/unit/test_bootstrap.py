@@ -1,0 +1,72 @@
+"""scripts/bootstrap.py, the root action's install path, in its fast paths (no network)."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def run(args: list[str], tmp_path: Path, **env: str) -> subprocess.CompletedProcess[str]:
+    out = tmp_path / "out"
+    out.write_text("")
+    base = {k: v for k, v in os.environ.items() if not k.startswith(("GITHUB_", "LEANOPS_"))}
+    base.update({"GITHUB_OUTPUT": str(out), "RUNNER_TEMP": str(tmp_path), "LEANOPS_PYTHON": sys.executable})
+    base.update(env)
+    return subprocess.run([sys.executable, str(ROOT / "scripts/bootstrap.py"), *args], capture_output=True,
+                          text=True, env=base)
+
+
+def outputs(tmp_path: Path) -> dict[str, str]:
+    return dict(line.split("=", 1) for line in (tmp_path / "out").read_text().splitlines())
+
+
+def test_plan_keys_on_lock_extras_and_python(tmp_path: Path) -> None:
+    res = run(["plan"], tmp_path, LEANOPS_EXTRAS="gate-metrics, data-validate")
+    assert res.returncode == 0, res.stderr
+    out = outputs(tmp_path)
+    py = "%d.%d" % sys.version_info[:2]
+    assert out["cache-key"].startswith(out["restore-prefix"]) and f"-py{py}-" in out["restore-prefix"]
+    assert out["cache-key"].endswith("-data-validate+gate-metrics")
+    assert out["cache-dir"] == str(tmp_path / "leanops" / "cache")
+    run(["plan"], tmp_path, LEANOPS_EXTRAS="")
+    assert outputs(tmp_path)["cache-key"].endswith("-core")
+
+
+def test_plan_key_changes_with_the_lock(tmp_path: Path) -> None:
+    kit = tmp_path / "kit"
+    (kit / "scripts").mkdir(parents=True)
+    for name in ("pyproject.toml", "uv.lock", "scripts/bootstrap.py", "scripts/uv-requirements.txt"):
+        shutil.copy(ROOT / name, kit / name)
+
+    def key() -> str:
+        out = tmp_path / "o"
+        env = {k: v for k, v in os.environ.items() if not k.startswith("GITHUB_")}
+        env.update(GITHUB_OUTPUT=str(out), RUNNER_TEMP=str(tmp_path), LEANOPS_PYTHON=sys.executable)
+        out.write_text("")
+        subprocess.run([sys.executable, str(kit / "scripts/bootstrap.py"), "plan"], check=True, env=env,
+                       capture_output=True)
+        return dict(line.split("=", 1) for line in out.read_text().splitlines())["cache-key"]
+
+    before = key()
+    with open(kit / "uv.lock", "a") as fh:
+        fh.write("\n# changed\n")
+    assert key() != before
+
+
+def test_unknown_extra_is_exit_2_one_line(tmp_path: Path) -> None:
+    res = run(["plan"], tmp_path, LEANOPS_EXTRAS="data-validate,telepathy")
+    assert res.returncode == 2
+    assert res.stderr.strip() == ("leanops setup: error: extras: unknown telepathy; expected any of "
+                                  "data-validate, train-with-cache, gate-metrics, build-push-image, "
+                                  "canary-deploy, weekly-drift, act, serve or all")
+
+
+def test_missing_python_is_exit_2(tmp_path: Path) -> None:
+    res = run(["install"], tmp_path, LEANOPS_PYTHON="python2.4", GITHUB_ACTIONS="true")
+    assert res.returncode == 2
+    assert "::error title=leanops setup::python: 'python2.4' not found on PATH" in res.stdout

@@ -34,12 +34,14 @@ def on_runner() -> bool:
     return os.environ.get("GITHUB_ACTIONS") == "true"
 
 
-def fail(code: int, message: str, file: str | None = None) -> None:
-    line = " ".join(message.split())
+def fail(code: int, message: str, file: str | None = None, line: int | None = None) -> None:
+    text = " ".join(message.split())
     if on_runner():
-        where = f" file={file}," if file else " "
-        print(f"::error{where}title=leanops setup::{line}".replace(", title", ",title"))
-    print(f"leanops setup: error: {(file + ': ') if file else ''}{line}", file=sys.stderr)
+        props = ",".join(p for p in (f"file={file}" if file else "", f"line={line}" if line else "",
+                                     "title=leanops setup") if p)
+        print(f"::error {props}::{text}", flush=True)
+    where = f"{file}:{line}: " if file and line else (f"{file}: " if file else "")
+    print(f"leanops setup: error: {where}{text}", file=sys.stderr)
     sys.exit(code)
 
 
@@ -161,11 +163,13 @@ def uv_binary() -> Path:
 
 
 def first_error(stderr: str) -> str:
+    """uv's error and its causes, on one line (no source excerpts, no hints)."""
     lines = [ln.strip() for ln in stderr.splitlines() if ln.strip()]
     for i, ln in enumerate(lines):
         if ln.startswith("error:"):
-            rest = [x.removeprefix("Caused by:").strip() for x in lines[i + 1:i + 3] if not x.startswith("hint")]
-            return " ".join([ln.removeprefix("error:").strip(), *rest])
+            rest = [x for x in lines[i + 1:] if not re.match(r"^(\d+\s*)?\||^\^|^hint:", x)]
+            causes = [re.sub(r"^(Caused by|cause):\s*", "", x) for x in rest]
+            return ": ".join([ln.removeprefix("error:").strip(), *causes])
     return lines[-1] if lines else "no message"
 
 
@@ -193,7 +197,9 @@ def cmd_install() -> None:
     res = subprocess.run(cmd, capture_output=True, text=True, env=env, check=False)
     if res.returncode != 0:
         message = first_error(res.stderr)
-        fail(3, message, file="uv.lock" if "uv.lock" in message or "lock" in message.lower() else None)
+        in_lock = "uv.lock" in message
+        where = re.search(r"at line (\d+)", message) if in_lock else None
+        fail(3, message, file="uv.lock" if in_lock else None, line=int(where.group(1)) if where else None)
     bindir = venv / "bin"
     py = bindir / "python"
     ver = subprocess.run([str(bindir / "leanops"), "--version"], capture_output=True, text=True, check=False)

@@ -125,18 +125,20 @@ def parse_yaml(text: str, name: str) -> tuple[Any, dict[tuple[str | int, ...], i
 def _describe(error: jsonschema.ValidationError) -> str:
     """What was expected, in words."""
     v = error.validator
+    sch: dict[str, Any] = error.schema if isinstance(error.schema, dict) else {}
+    want: Any = error.validator_value
+    instance: Any = error.instance
     if v == "additionalProperties":
-        extra = sorted(set(error.instance) - set(error.schema.get("properties", {})))
-        known = ", ".join(sorted(error.schema.get("properties", {})))
+        extra = sorted(set(instance) - set(sch.get("properties", {})))
+        known = ", ".join(sorted(sch.get("properties", {})))
         return f"unknown key {', '.join(map(repr, extra))}; expected one of: {known}"
     if v == "required":
         return f"missing key: {error.message.split(' is a required')[0]}"
     if v == "type":
-        want = error.validator_value
         want_text = " or ".join(want) if isinstance(want, list) else want
         return f"expected {want_text}, got {_short(error.instance)}"
     if v == "enum":
-        return f"expected one of {', '.join(map(str, error.validator_value))}, got {_short(error.instance)}"
+        return f"expected one of {', '.join(map(str, want))}, got {_short(error.instance)}"
     if v in ("minimum", "maximum", "exclusiveMinimum", "exclusiveMaximum"):
         word = {"minimum": ">=", "maximum": "<=", "exclusiveMinimum": ">", "exclusiveMaximum": "<"}[v]
         return f"expected a number {word} {error.validator_value}, got {_short(error.instance)}"
@@ -144,7 +146,7 @@ def _describe(error: jsonschema.ValidationError) -> str:
         return f"expected text matching {error.validator_value}, got {_short(error.instance)}"
     if v in ("minItems", "minLength"):
         return f"expected at least {error.validator_value} item(s), got {_short(error.instance)}"
-    desc = error.schema.get("description") if isinstance(error.schema, dict) else None
+    desc = sch.get("description")
     return f"{error.message}" + (f" ({desc})" if desc else "")
 
 
@@ -160,7 +162,7 @@ def validate(data: Any, name: str, lines: dict[tuple[str | int, ...], int]) -> N
         return
     err = jsonschema.exceptions.best_match(errors) or errors[0]
     path = tuple(err.absolute_path)
-    if err.validator == "additionalProperties":
+    if err.validator == "additionalProperties" and isinstance(err.schema, dict):
         extra = sorted(set(err.instance) - set(err.schema.get("properties", {})))
         if extra:
             path = path + (extra[0],)

@@ -29,7 +29,7 @@ def test_plan_keys_on_lock_extras_and_python(tmp_path: Path) -> None:
     res = run(["plan"], tmp_path, LEANOPS_EXTRAS="gate-metrics, data-validate")
     assert res.returncode == 0, res.stderr
     out = outputs(tmp_path)
-    py = "%d.%d" % sys.version_info[:2]
+    py = "{}.{}".format(*sys.version_info[:2])
     assert out["cache-key"].startswith(out["restore-prefix"]) and f"-py{py}-" in out["restore-prefix"]
     assert out["cache-key"].endswith("-data-validate+gate-metrics")
     assert out["cache-dir"] == str(tmp_path / "leanops" / "cache")

@@ -73,7 +73,7 @@ def test_workflow_policies() -> None:
         assert not re.search(r"secrets:\s*inherit", text), path
         for name, job in doc["jobs"].items():
             assert "permissions" in job, f"{path}: job {name} sets no permissions"
-        assert doc.get("permissions") in ({}, None) or doc.get("permissions") == "read-all" is False, path
+        assert doc.get("permissions") in ({}, None) or doc.get("permissions") == "read-all" == False, path
 
 
 def test_checkout_does_not_persist_credentials() -> None:

@@ -20,7 +20,8 @@ from .fsutil import atomic_write
 SLUG = "leanops/leanops"
 SEMVER = re.compile(r"^\d+\.\d+\.\d+(?:-[0-9A-Za-z.-]+)?$")
 SLUG_RE = re.compile(r"^[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?/[A-Za-z0-9._-]+$")
-# Files that may hold self-references: the kit's YAML and what adopters copy or read.
+# Files whose self-references must agree: the kit's YAML and what adopters copy. (The README and docs
+# show adopters the recommended `@v1` pin and are not rewritten.)
 GLOBS = (
     "action.yml",
     "actions/*/action.yml",
@@ -28,8 +29,6 @@ GLOBS = (
     ".github/zizmor.yml",
     "templates/**/*.yml",
     "templates/**/*.yaml",
-    "docs/**/*.md",
-    "README.md",
     "examples/**/*.yml",
     "tests/act/*.sh",
 )
@@ -37,7 +36,7 @@ GLOBS = (
 
 def self_ref_pattern(slug: str) -> re.Pattern[str]:
     """``uses: SLUG[/path]@REF`` with the ref captured."""
-    return re.compile(r"(?P<head>uses:\s*['\"]?" + re.escape(slug) + r"(?:/[^@\s'\"]+)?@)(?P<ref>[^\s'\"#]+)")
+    return re.compile(r"(?P<head>uses:\s*['\"]?" + re.escape(slug) + r"(?:/[^@\s'\"]+)?@)(?P<ref>[^\s'\"#`]+)")
 
 
 @dataclass(frozen=True)

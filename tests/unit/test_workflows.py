@@ -170,3 +170,23 @@ def test_shared_workflow_check_passes() -> None:
         pytest.skip("shared/tools/workflow-check.py is not beside this checkout")
     res = subprocess.run([sys.executable, str(tool), "all"], capture_output=True, text=True, cwd=ROOT)
     assert res.returncode == 0, res.stdout
+
+
+def test_workflows_and_actions_match_githubs_schemas() -> None:
+    """check-jsonschema's vendored GitHub schemas (offline)."""
+    workflows = [str(p) for p in sorted((ROOT / ".github/workflows").glob("*.yml"))]
+    actions = [str(p) for p in kit_yaml() if p.name == "action.yml"]
+    for schema, files in (("vendor.github-workflows", workflows), ("vendor.github-actions", actions)):
+        res = subprocess.run([_tool("check-jsonschema"), "--builtin-schema", schema, *files],
+                             capture_output=True, text=True)
+        assert res.returncode == 0, res.stdout + res.stderr
+
+
+def test_example_and_template_configs_match_the_schema() -> None:
+    configs = [str(p) for p in sorted(ROOT.glob("examples/*/leanops.yml")) + sorted(ROOT.glob("templates/**/leanops.yml"))]
+    if not configs:
+        pytest.skip("no leanops.yml in examples/ or templates/ yet")
+    schema = ROOT / "scripts/leanops/schema/leanops.schema.json"
+    res = subprocess.run([_tool("check-jsonschema"), "--schemafile", str(schema), *configs],
+                         capture_output=True, text=True)
+    assert res.returncode == 0, res.stdout + res.stderr

@@ -21,7 +21,7 @@ engine: setup
 	else echo "engine: not root; e2e tests need a running Docker engine"; fi
 
 lint: setup
-	$(RUN) ruff check scripts tests bench examples
+	$(RUN) ruff check .
 	$(RUN) mypy
 	$(RUN) actionlint .github/workflows/*.yml
 	$(RUN) zizmor --no-progress $(WORKFLOW_FILES)
@@ -34,7 +34,7 @@ e2e: engine
 
 # Everything: lint, unit, integration and e2e tests (e2e under act with the real engine).
 test: engine
-	$(RUN) ruff check scripts tests bench examples
+	$(RUN) ruff check .
 	$(RUN) mypy
 	$(RUN) pytest tests
 	$(RUN) actionlint .github/workflows/*.yml

@@ -54,18 +54,31 @@ def make_repo(dest: Path) -> Path:
     if dest.exists():
         shutil.rmtree(dest)
     src = ROOT / "examples" / "churn"
-    files = subprocess.run(["git", "-C", str(ROOT), "ls-files", "-co", "--exclude-standard", "examples/churn"],
-                           capture_output=True, text=True, check=True).stdout.split()
+    files = subprocess.run(
+        ["git", "-C", str(ROOT), "ls-files", "-co", "--exclude-standard", "examples/churn"],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.split()
     for name in files:
         rel = Path(name).relative_to("examples/churn")
         (dest / rel).parent.mkdir(parents=True, exist_ok=True)
         shutil.copy2(src / rel, dest / rel)
     (dest / ".github/workflows").mkdir(parents=True, exist_ok=True)
     (dest / ".github/workflows/demo.yml").write_text(WORKFLOW)
-    env = dict(os.environ, GIT_AUTHOR_NAME="demo", GIT_AUTHOR_EMAIL="demo@example.com",
-               GIT_COMMITTER_NAME="demo", GIT_COMMITTER_EMAIL="demo@example.com")
-    for args in (["init", "-q", "-b", "main"], ["add", "-A"], ["commit", "-qm", "demo"],
-                 ["remote", "add", "origin", "https://github.com/example/churn.git"]):
+    env = dict(
+        os.environ,
+        GIT_AUTHOR_NAME="demo",
+        GIT_AUTHOR_EMAIL="demo@example.com",
+        GIT_COMMITTER_NAME="demo",
+        GIT_COMMITTER_EMAIL="demo@example.com",
+    )
+    for args in (
+        ["init", "-q", "-b", "main"],
+        ["add", "-A"],
+        ["commit", "-qm", "demo"],
+        ["remote", "add", "origin", "https://github.com/example/churn.git"],
+    ):
         subprocess.run(["git", *args], cwd=dest, check=True, env=env)
     return dest
 
@@ -80,13 +93,20 @@ def main() -> int:
     log = home / "demo" / "act.log"
     with gh.group("Lifecycle under act"):
         res = harness.run(ActRun(repo=repo), log=log)
-    stages = [line.split("DEMO-STAGE", 1)[1].strip() for line in res.stdout.splitlines() if "DEMO-STAGE" in line
-              and "echo" not in line]
-    rows = [["setup (root action)", "ok" if res.returncode == 0 or stages else "failed", "leanops CLI in a private venv"]]
+    stages = [
+        line.split("DEMO-STAGE", 1)[1].strip()
+        for line in res.stdout.splitlines()
+        if "DEMO-STAGE" in line and "echo" not in line
+    ]
+    rows = [
+        ["setup (root action)", "ok" if res.returncode == 0 or stages else "failed", "leanops CLI in a private venv"]
+    ]
     rows += [[s.split()[0], s.split()[1], " ".join(s.split()[2:])[:90]] for s in stages]
     gh.add_summary("## leanops demo\n\n" + gh.md_table(["stage", "result", "detail"], rows))
-    print(f"\nact log: {log}\ncaches and artifacts: {harness.store}\n"
-          f"demo took {time.monotonic() - start:.0f}s; act exit code {res.returncode}")
+    print(
+        f"\nact log: {log}\ncaches and artifacts: {harness.store}\n"
+        f"demo took {time.monotonic() - start:.0f}s; act exit code {res.returncode}"
+    )
     return res.returncode
 
 

@@ -52,8 +52,11 @@ def test_third_party_uses_pinned_by_sha_with_version_comment(path: Path) -> None
         if not m:
             continue
         uses, rest = m.groups()
-        if uses.startswith(("./", "docker://")) or uses.lower().startswith(release.SLUG + "/") \
-                or uses.lower().startswith(release.SLUG + "@"):
+        if (
+            uses.startswith(("./", "docker://"))
+            or uses.lower().startswith(release.SLUG + "/")
+            or uses.lower().startswith(release.SLUG + "@")
+        ):
             continue
         action, ref = uses.rsplit("@", 1)
         repo = "/".join(action.split("/")[:2])
@@ -93,19 +96,25 @@ def test_release_rewrites_every_self_reference(tmp_path: Path) -> None:
 
     tree = snapshot_kit(ROOT, tmp_path / "kit")
     wf = tree / ".github/workflows/probe.yml"
-    wf.write_text("on: push\njobs:\n  a:\n    uses: leanops/leanops/.github/workflows/x.yml@main\n"
-                  "  b:\n    runs-on: x\n    steps:\n      - uses: leanops/leanops/actions/y@main\n"
-                  "      - uses: 'leanops/leanops@main'\n")
-    res = subprocess.run([sys.executable, "-m", "leanops", "release", "1.4.0", "--root", str(tree)],
-                         capture_output=True, text=True)
+    wf.write_text(
+        "on: push\njobs:\n  a:\n    uses: leanops/leanops/.github/workflows/x.yml@main\n"
+        "  b:\n    runs-on: x\n    steps:\n      - uses: leanops/leanops/actions/y@main\n"
+        "      - uses: 'leanops/leanops@main'\n"
+    )
+    res = subprocess.run(
+        [sys.executable, "-m", "leanops", "release", "1.4.0", "--root", str(tree)], capture_output=True, text=True
+    )
     assert res.returncode == 0, res.stderr
     refs = release.find_self_refs(tree)
     assert len(refs) >= 3 and {r.ref for r in refs} == {"v1.4.0"}
     assert 'version = "1.4.0"' in (tree / "pyproject.toml").read_text()
     assert "git tag -f v1 v1.4.0" in res.stdout + res.stderr
     # a fork retargets the slug, and the zizmor policy follows
-    res = subprocess.run([sys.executable, "-m", "leanops", "release", "1.4.1", "--root", str(tree),
-                          "--slug", "acme/leanops-fork"], capture_output=True, text=True)
+    res = subprocess.run(
+        [sys.executable, "-m", "leanops", "release", "1.4.1", "--root", str(tree), "--slug", "acme/leanops-fork"],
+        capture_output=True,
+        text=True,
+    )
     assert res.returncode == 0, res.stderr
     assert not release.find_self_refs(tree)
     forked = release.find_self_refs(tree, "acme/leanops-fork")
@@ -116,8 +125,9 @@ def test_release_rewrites_every_self_reference(tmp_path: Path) -> None:
 
 
 def test_release_rejects_bad_version(tmp_path: Path) -> None:
-    res = subprocess.run([sys.executable, "-m", "leanops", "release", "one", "--root", str(ROOT)],
-                         capture_output=True, text=True)
+    res = subprocess.run(
+        [sys.executable, "-m", "leanops", "release", "one", "--root", str(ROOT)], capture_output=True, text=True
+    )
     assert res.returncode == 2 and "expected X.Y.Z or main" in res.stderr
 
 
@@ -142,8 +152,11 @@ def test_actionlint_reports_nothing() -> None:
 
 
 def test_zizmor_reports_nothing() -> None:
-    targets = [".github/workflows", "action.yml", *[str(p.relative_to(ROOT)) for p in
-                                                     sorted((ROOT / "actions").glob("*/action.yml"))]]
+    targets = [
+        ".github/workflows",
+        "action.yml",
+        *[str(p.relative_to(ROOT)) for p in sorted((ROOT / "actions").glob("*/action.yml"))],
+    ]
     res = subprocess.run([_tool("zizmor"), "--no-progress", *targets], capture_output=True, text=True, cwd=ROOT)
     assert res.returncode == 0, res.stdout + res.stderr
     assert "No findings" in res.stdout + res.stderr
@@ -154,11 +167,14 @@ def test_zizmor_flags_an_unpinned_third_party_action(tmp_path: Path) -> None:
     wf = tmp_path / ".github/workflows/bad.yml"
     wf.parent.mkdir(parents=True)
     shutil.copy(ROOT / ".github/zizmor.yml", tmp_path / ".github/zizmor.yml")
-    wf.write_text("on: push\npermissions: {}\njobs:\n  a:\n    runs-on: ubuntu-latest\n    permissions: {}\n"
-                  "    steps:\n      - uses: someone/action@v1\n      - uses: leanops/leanops@main\n"
-                  "      - uses: leanops/other@main\n")
-    res = subprocess.run([_tool("zizmor"), "--no-progress", ".github/workflows"], capture_output=True,
-                         text=True, cwd=tmp_path)
+    wf.write_text(
+        "on: push\npermissions: {}\njobs:\n  a:\n    runs-on: ubuntu-latest\n    permissions: {}\n"
+        "    steps:\n      - uses: someone/action@v1\n      - uses: leanops/leanops@main\n"
+        "      - uses: leanops/other@main\n"
+    )
+    res = subprocess.run(
+        [_tool("zizmor"), "--no-progress", ".github/workflows"], capture_output=True, text=True, cwd=tmp_path
+    )
     out = res.stdout + res.stderr
     assert res.returncode != 0 and "someone/action@v1" in out
     assert "leanops/leanops@main" not in out and "leanops/other@main" in out
@@ -177,16 +193,20 @@ def test_workflows_and_actions_match_githubs_schemas() -> None:
     workflows = [str(p) for p in sorted((ROOT / ".github/workflows").glob("*.yml"))]
     actions = [str(p) for p in kit_yaml() if p.name == "action.yml"]
     for schema, files in (("vendor.github-workflows", workflows), ("vendor.github-actions", actions)):
-        res = subprocess.run([_tool("check-jsonschema"), "--builtin-schema", schema, *files],
-                             capture_output=True, text=True)
+        res = subprocess.run(
+            [_tool("check-jsonschema"), "--builtin-schema", schema, *files], capture_output=True, text=True
+        )
         assert res.returncode == 0, res.stdout + res.stderr
 
 
 def test_example_and_template_configs_match_the_schema() -> None:
-    configs = [str(p) for p in sorted(ROOT.glob("examples/*/leanops.yml")) + sorted(ROOT.glob("templates/**/leanops.yml"))]
+    configs = [
+        str(p) for p in sorted(ROOT.glob("examples/*/leanops.yml")) + sorted(ROOT.glob("templates/**/leanops.yml"))
+    ]
     if not configs:
         pytest.skip("no leanops.yml in examples/ or templates/ yet")
     schema = ROOT / "scripts/leanops/schema/leanops.schema.json"
-    res = subprocess.run([_tool("check-jsonschema"), "--schemafile", str(schema), *configs],
-                         capture_output=True, text=True)
+    res = subprocess.run(
+        [_tool("check-jsonschema"), "--schemafile", str(schema), *configs], capture_output=True, text=True
+    )
     assert res.returncode == 0, res.stdout + res.stderr

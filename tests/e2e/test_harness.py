@@ -1,0 +1,33 @@
+"""The shared e2e infrastructure: the local registry answers, takes a push and serves it by digest."""
+
+from __future__ import annotations
+
+import io
+import tarfile
+
+import pytest
+
+from leanops.harness import REGISTRY, registry_ready
+
+pytestmark = pytest.mark.e2e
+
+
+def test_registry_push_and_pull_by_digest(harness) -> None:
+    import docker
+
+    assert registry_ready()
+    client = docker.from_env()
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w") as tar:
+        data = b"leanops registry probe\n"
+        info = tarfile.TarInfo("probe.txt")
+        info.size = len(data)
+        tar.addfile(info, io.BytesIO(data))
+    repo = f"{REGISTRY}/leanops-tests/probe"
+    client.api.import_image_from_data(buf.getvalue(), repository=repo, tag="t1")
+    pushed = [line for line in client.images.push(repo, tag="t1", stream=True, decode=True)]
+    assert not [p for p in pushed if "error" in p], pushed
+    digest = next(p["aux"]["Digest"] for p in pushed if "aux" in p)
+    client.images.remove(f"{repo}:t1", force=True)
+    pulled = client.images.pull(f"{repo}@{digest}")
+    assert f"{repo}@{digest}" in pulled.attrs["RepoDigests"]

@@ -31,6 +31,18 @@ def no_runner(monkeypatch: pytest.MonkeyPatch) -> None:
         monkeypatch.delenv(name, raising=False)
 
 
+@pytest.fixture
+def api_recorder(monkeypatch: pytest.MonkeyPatch):
+    """A local GitHub REST API that records requests; GITHUB_API_URL, GITHUB_REPOSITORY, GITHUB_TOKEN point at it."""
+    from .api_recorder import Recorder
+
+    with Recorder() as rec:
+        monkeypatch.setenv("GITHUB_API_URL", rec.url)
+        monkeypatch.setenv("GITHUB_REPOSITORY", "example/caller")
+        monkeypatch.setenv("GITHUB_TOKEN", "ghs_testtoken")
+        yield rec
+
+
 def require_e2e() -> bool:
     return os.environ.get("LEANOPS_REQUIRE_E2E") == "1"
 

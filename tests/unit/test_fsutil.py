@@ -32,3 +32,29 @@ def test_failure_leaves_no_new_file(tmp_path: Path) -> None:
         tmp.write_bytes(b"x")
         raise KeyError("boom")
     assert list(tmp_path.iterdir()) == []
+
+
+def test_atomic_dir_replaces_a_directory_whole(tmp_path: Path) -> None:
+    from leanops.fsutil import atomic_dir
+
+    target = tmp_path / "site"
+    target.mkdir()
+    (target / "old.html").write_text("old")
+    with atomic_dir(target) as tmp:
+        (tmp / "index.html").write_text("new")
+        assert not (target / "index.html").exists()  # nothing shows before the swap
+    assert sorted(p.name for p in target.iterdir()) == ["index.html"]
+    assert [p.name for p in tmp_path.iterdir()] == ["site"]  # no temporary or old folder left
+
+
+def test_atomic_dir_failure_keeps_the_old_directory(tmp_path: Path) -> None:
+    from leanops.fsutil import atomic_dir
+
+    target = tmp_path / "site"
+    target.mkdir()
+    (target / "old.html").write_text("old")
+    with pytest.raises(RuntimeError), atomic_dir(target) as tmp:
+        (tmp / "half.html").write_text("half")
+        raise RuntimeError("crash mid-build")
+    assert [p.name for p in target.iterdir()] == ["old.html"]
+    assert [p.name for p in tmp_path.iterdir()] == ["site"]

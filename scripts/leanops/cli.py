@@ -17,7 +17,8 @@ from . import __version__, config, gh
 from .errors import ExitCode, LeanopsError
 
 # Modules that add subcommands; each has register(subparsers) and keeps heavy imports inside run().
-COMMAND_MODULES: tuple[str, ...] = ("leanops.release", "leanops.harness", "leanops.data_validate")
+COMMAND_MODULES: tuple[str, ...] = ("leanops.release", "leanops.harness", "leanops.data_validate",
+                                   "leanops.train_with_cache")
 
 
 class _Parser(argparse.ArgumentParser):

@@ -199,7 +199,9 @@ def _expectation_lines(text: str, expectations: list[Any]) -> list[int | None]:
     out: list[int | None] = []
     for exp in expectations:
         kind = exp.get("type") if isinstance(exp, dict) else None
-        m = re.compile(r'"type"\s*:\s*' + re.escape(json.dumps(kind))).search(text, pos) if isinstance(kind, str) else None
+        m = None
+        if isinstance(kind, str):
+            m = re.compile(r'"type"\s*:\s*' + re.escape(json.dumps(kind))).search(text, pos)
         if m is None:
             out.append(None)
             continue
@@ -731,7 +733,8 @@ def profile(df: Any, *, margin: float, max_categories: int) -> list[dict[str, An
                 if is_int:
                     low, high = float(math.floor(low)), float(math.ceil(high))
                 exps.append({"type": "expect_column_values_to_be_between",
-                             "kwargs": {"column": column, "min_value": _num(low, is_int), "max_value": _num(high, is_int)},
+                             "kwargs": {"column": column, "min_value": _num(low, is_int),
+                                        "max_value": _num(high, is_int)},
                              "meta": {"note": f"observed {_num(lo, is_int)} to {_num(hi, is_int)}; "
                                       f"widened by {margin:.0%} of the range"}})
         elif distinct <= max_categories and distinct < rows:
@@ -765,7 +768,7 @@ def run_init(args: argparse.Namespace) -> int:
     with gh.group(f"profiling {rel(data)}"):
         df = read_table(data)
         exps = profile(df, margin=args.margin, max_categories=args.max_categories)
-    doc = {
+    doc: dict[str, Any] = {
         "name": suite_path.stem,
         "expectations": exps,
         "meta": {"great_expectations_version": gx.__version__,

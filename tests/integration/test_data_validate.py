@@ -102,7 +102,8 @@ def test_failing_dataset_exit_1_annotations_and_summary(tmp_path: Path, runner_f
     assert "| critical | amount | `expect_column_values_to_not_be_null` |" in summary
     # the one-line error names the suite and the count
     err = [ln for ln in captured.err.splitlines() if ln.startswith("leanops data-validate: error:")]
-    assert len(err) == 1 and "3 expectation(s) of expectations/small.json failed" in err[0] and "Traceback" not in captured.err
+    assert len(err) == 1 and "3 expectation(s) of expectations/small.json failed" in err[0]
+    assert "Traceback" not in captured.err
     detail = json.loads((tmp_path / "out" / "result.json").read_text())["datasets"][0]["results"]
     between = next(r for r in detail if r["type"] == "expect_column_values_to_be_between")
     assert between["unexpected_values"] == [99.5] and between["unexpected_count"] == 1

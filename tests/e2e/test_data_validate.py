@@ -1,0 +1,94 @@
+"""Under act: a throwaway caller repository calls the reusable data-validate workflow of the kit.
+
+One act run, two caller jobs: good data passes, corrupted data fails the check; both upload the artifact
+with the GX Data Docs and the JSON result.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import shutil
+import uuid
+from pathlib import Path
+
+import pytest
+
+from leanops.harness import ActRun
+
+from ..conftest import make_repo
+
+pytestmark = pytest.mark.e2e
+
+HEADER = "id,amount,kind\n"
+GOOD = HEADER + "".join(f"{i},{10 + i % 7}.5,{'ab'[i % 2]}\n" for i in range(1, 41))
+BAD = GOOD.replace("3,13.5,b\n", "3,99.5,b\n").replace("6,16.5,a\n", "6,16.5,zzz\n")
+SUITE = {
+    "name": "small",
+    "expectations": [
+        {"type": "expect_column_values_to_be_unique", "kwargs": {"column": "id"}},
+        {"type": "expect_column_values_to_be_between", "kwargs": {"column": "amount", "min_value": 0, "max_value": 20}},
+        {"type": "expect_column_values_to_be_in_set", "kwargs": {"column": "kind", "value_set": ["a", "b"]}},
+    ],
+}
+
+CALLER = """\
+name: dv-caller
+on: [push]
+permissions: {}
+jobs:
+  good:
+    uses: leanops/leanops/.github/workflows/data-validate.yml@main
+    permissions:
+      contents: read
+    with:
+      data: data/good.csv
+      suite: expectations/small.json
+      dvc-pull: false
+      artifact-name: ARTIFACT-good
+  bad:
+    uses: leanops/leanops/.github/workflows/data-validate.yml@main
+    permissions:
+      contents: read
+    with:
+      data: data/bad.csv
+      suite: expectations/small.json
+      dvc-pull: false
+      artifact-name: ARTIFACT-bad
+"""
+
+
+def test_good_data_passes_corrupted_data_fails_and_docs_are_uploaded(harness, tmp_path: Path) -> None:
+    artifact = f"dv-{uuid.uuid4().hex[:8]}"
+    repo = make_repo(tmp_path / "caller", {
+        ".github/workflows/ci.yml": CALLER.replace("ARTIFACT", artifact),
+        "data/good.csv": GOOD,
+        "data/bad.csv": BAD,
+        "expectations/small.json": json.dumps(SUITE, indent=2) + "\n",
+    })
+    store = harness.store / "artifacts"
+    try:
+        res = harness.run(ActRun(repo=repo), log=tmp_path / "act.log")
+        out = res.stdout + res.stderr
+        assert res.returncode != 0, "the job on corrupted data must fail"
+        # act stops after a failed job, so no later caller job can print needs.*.outputs: read the outputs
+        # the reusable workflow's job set (job "validate", named data-validate, in each caller job)
+        for job, want in (("good", {"success": "true", "evaluated": "3", "failed": "0"}),
+                          ("bad", {"success": "false", "evaluated": "3", "failed": "2"})):
+            got = dict(re.findall(rf"\[{job}/data-validate/data-validate\]\s+⚙\s+::set-output:: ([\w-]+)=(\S*)", out))
+            assert want.items() <= got.items(), (job, got)
+        # corrupted data: exit 1 with one error line naming the suite
+        assert "2 expectation(s) of expectations/small.json failed on 1 of 1 dataset(s)" in out, out[-6000:]
+        assert "Traceback" not in out
+        # both artifacts hold the Data Docs and the result, whatever the verdict
+        good = store / f"{artifact}-good" / "data-validate-report"
+        bad = store / f"{artifact}-bad" / "data-validate-report"
+        assert (good / "data-docs" / "index.html").is_file(), sorted(store.glob(f"{artifact}*/**/*"))
+        assert list((good / "data-docs" / "validations").rglob("*.html"))
+        assert json.loads((good / "result.json").read_text())["success"] is True
+        result = json.loads((bad / "result.json").read_text())
+        assert result["success"] is False and result["failed"] == 2
+        assert (bad / "data-docs" / "index.html").is_file()
+    finally:
+        for path in store.glob(f"{artifact}-*"):
+            shutil.rmtree(path, ignore_errors=True)

@@ -93,8 +93,8 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
              help="metrics files, comma/newline-separated (default: leanops.yml, else dvc.yaml's metrics)")
     add_flag(p, "--tracking-uri", default="",
              help="MLflow tracking URI (default: MLFLOW_TRACKING_URI, leanops.yml, else the embedded local store)")
-    add_flag(p, "--push", default="auto", choices=["auto", "true", "false"],
-             help="dvc push --run-cache after training: auto = when a remote exists and the ref is trusted")
+    add_flag(p, "--push", default="", choices=["auto", "true", "false"],
+             help="dvc push --run-cache after training: auto (default) = when a remote exists; never from forks")
     add_flag(p, "--select-metric", default="", help="metric that picks the best of a matrix (default: leanops.yml)")
     add_flag(p, "--select-direction", default="", help="higher or lower (default: leanops.yml, else higher)")
     add_flag(p, "--batch", default="", help="tag shared by the legs of one matrix (leanops.batch)")
@@ -120,7 +120,7 @@ def settings(args: argparse.Namespace) -> Settings:
         experiment=args.experiment or sec.get("experiment") or model_name,
         params_file=args.params or sec.get("params") or "params.yaml", metrics=metrics,
         overrides=parse_overrides(args.param_overrides), tracking_uri=args.tracking_uri or None,
-        configured_uri=sec.get("tracking-uri"), push=args.push,
+        configured_uri=sec.get("tracking-uri"), push=args.push or str(sec.get("push") or "auto"),
         select_metric=args.select_metric or sec.get("select-metric") or "", select_direction=direction,
         batch=args.batch or "", cfg=cfg,
     )
@@ -594,7 +594,8 @@ def _load_model(s: Settings) -> Any:
     path = s.root / s.model_path
     if not path.is_file():
         raise BadInput(f"model.path: {s.model_path} does not exist after the pipeline ran; expected the file "
-                       "the pipeline writes", file=str(s.cfg.path or "leanops.yml"), line=s.cfg.line_of("model", "path"))
+                       "the pipeline writes", file=str(s.cfg.path or "leanops.yml"),
+                       line=s.cfg.line_of("model", "path"))
     try:
         with open(path, "rb") as fh:
             return pickle.load(fh)  # noqa: S301 - the adopting pipeline's own artifact

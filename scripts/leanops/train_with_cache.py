@@ -127,7 +127,7 @@ def settings(args: argparse.Namespace) -> Settings:
 
 
 def parse_overrides(text: str) -> dict[str, Any]:
-    if not text or not text.strip() or text.strip() == "null":
+    if not text or text.strip() in ("", "null", "{}", '""'):
         return {}
     try:
         value = json.loads(text)
@@ -557,7 +557,7 @@ class Outcome:
 
     def outputs(self) -> dict[str, Any]:
         return {"skipped": self.skipped, "run-id": self.run_id, "model-uri": self.model_uri,
-                "model-version": self.model_version, "metrics": json.dumps(self.metrics, sort_keys=True),
+                "model-version": self.model_version, "metrics": json.dumps(self.metrics, indent=2, sort_keys=True),
                 "cache-key": self.cache_key}
 
 
@@ -732,6 +732,7 @@ def cmd_key(s: Settings) -> int:
         info["cache-path"] += "\n" + str((s.root / tracking.LOCAL_STORE).resolve())
     gh.set_outputs(info)
     gh.set_output("tracking", "local" if local else "server")
+    gh.set_output("store-path", str((s.root / tracking.LOCAL_STORE).resolve()) if local else "")
     gh.step(f"cache key {info['cache-key']}")
     return 0
 
@@ -795,6 +796,7 @@ def finish(s: Settings, o: Outcome, seconds: float) -> None:
               "select-metric": s.select_metric, "select-direction": s.select_direction,
               "param-overrides": s.overrides}
     atomic_write_json(s.root / RESULT_FILE, result)
+    gh.set_output("result-file", str(s.root / RESULT_FILE))
     head = "skipped: nothing changed" if o.skipped else "trained and registered"
     lines = [f"## train-with-cache: {head}", "",
              gh.md_table(["", ""], [["model", f"`{o.model_uri}` (alias `{ALIAS}`)"], ["run", f"`{o.run_id}`"],
@@ -833,8 +835,8 @@ def cmd_select(s: Settings, results_dir: str) -> int:
     if isinstance(store, tracking.RestReader) and best.get("model-version"):
         store.set_alias(s.model_name, ALIAS, str(best["model-version"]))
         gh.step(f"alias {ALIAS} -> {s.model_name} version {best['model-version']}")
-    gh.set_outputs({k: best.get(k, "") if k != "metrics" else json.dumps(best.get("metrics") or {}, sort_keys=True)
-                    for k in OUTPUT_NAMES})
+    gh.set_outputs({k: best.get(k, "") if k != "metrics" else json.dumps(best.get("metrics") or {}, indent=2,
+                                                                          sort_keys=True) for k in OUTPUT_NAMES})
     rows = [[json.dumps(leg.get("param-overrides") or {}), leg.get("model-version", ""),
              f"{float(leg['metrics'][s.select_metric]):.6g}" if leg in scored else "-",
              "best" if leg is best else ""] for leg in legs]

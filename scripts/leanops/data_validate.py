@@ -158,6 +158,11 @@ def import_gx() -> Any:
 def ephemeral_context(gx: Any) -> Any:
     from great_expectations.data_context.types.base import ProgressBarsConfig
 
+    from great_expectations.execution_engine import pandas_execution_engine
+
+    # GX fingerprints every in-memory batch (an md5 over the whole frame) only for its batch markers;
+    # the verdict does not need it and it costs about as much as reading the file
+    pandas_execution_engine.HASH_THRESHOLD = 0
     ctx = gx.get_context(mode="ephemeral")
     ctx.variables.progress_bars = ProgressBarsConfig(globally=False, metric_calculations=False)
     for name, site in list((ctx.variables.data_docs_sites or {}).items()):
@@ -527,26 +532,65 @@ def validate_dataset(ctx: Any, suite: Suite, path: Path, df: Any, fmt: str, asse
                        f"{rel(path)} lacks; its columns: {', '.join(sorted(cols))}", file=rel(suite.path),
                        line=suite.line(i))
     start = time.monotonic()
-    source = ctx.data_sources.add_pandas(f"leanops-{asset_name}")
-    batch_def = source.add_dataframe_asset(asset_name).add_batch_definition_whole_dataframe("all")
-    batch = batch_def.get_batch(batch_parameters={"dataframe": df})
-    first = batch.validate(suite.gx_suite, result_format=fmt)
-    results = list(first.results)
-    if len(results) != len(suite.expectations):
-        raise InfraError(f"GX returned {len(results)} results for {len(suite.expectations)} expectations")
-    failed_idx = [i for i, r in enumerate(results) if not r.success]
-    if failed_idx and fmt in ("BOOLEAN_ONLY", "BASIC"):
-        # only the failures pay for unexpected values and observed values
-        detail_suite = ExpectationSuite(name=suite.name, expectations=[dict(suite.expectations[i]) for i in failed_idx])
-        detail = batch.validate(detail_suite, result_format={"result_format": "SUMMARY",
-                                                             "partial_unexpected_count": 20})
-        for i, res in zip(failed_idx, detail.results, strict=True):
-            results[i] = res
-        first.results = results
+    asset = ctx.data_sources.add_pandas(f"leanops-{asset_name}").add_dataframe_asset(asset_name)
+    batch_def = asset.add_batch_definition_whole_dataframe("all")
+    results: list[Any] = [None] * len(suite.expectations)
+    meta: dict[str, Any] = {}
+    for columns, indexes in domains(suite.expectations).items():
+        # GX filters and copies the whole frame for each column metric: give it only the columns it reads
+        frame = df[list(columns)] if columns else df
+        batch = batch_def.get_batch(batch_parameters={"dataframe": frame})
+        part = batch.validate(ExpectationSuite(name=suite.name, expectations=[suite.expectations[i] for i in indexes]),
+                              result_format=fmt)
+        if len(part.results) != len(indexes):
+            raise InfraError(f"GX returned {len(part.results)} results for {len(indexes)} expectations")
+        meta = meta or dict(part.meta or {})
+        failed = [(i, j) for j, (i, r) in enumerate(zip(indexes, part.results, strict=True)) if not r.success]
+        for i, r in zip(indexes, part.results, strict=True):
+            results[i] = r
+        if failed and fmt in ("BOOLEAN_ONLY", "BASIC"):
+            # only the failures pay for observed values and unexpected values
+            detail = batch.validate(ExpectationSuite(name=suite.name,
+                                                     expectations=[suite.expectations[i] for i, _ in failed]),
+                                    result_format={"result_format": "SUMMARY", "partial_unexpected_count": 20})
+            for (i, _), r in zip(failed, detail.results, strict=True):
+                results[i] = r
+        del frame
+    gx_result = suite_result(suite, results, meta)
     outcomes = [_outcome(i, exp, res, suite) for i, (exp, res) in enumerate(zip(suite.expectations, results,
                                                                                     strict=True))]
-    return DatasetResult(path=rel(path), rows=len(df), outcomes=outcomes, gx_result=first,
+    return DatasetResult(path=rel(path), rows=len(df), outcomes=outcomes, gx_result=gx_result,
                          seconds=time.monotonic() - start)
+
+
+def domains(expectations: list[dict[str, Any]]) -> dict[tuple[str, ...], list[int]]:
+    """Expectations grouped by the columns they read, in suite order; () is the whole table.
+
+    Table-level expectations, ``expect_column_to_exist`` and any with a ``row_condition`` (which may read
+    other columns) see the whole frame.
+    """
+    out: dict[tuple[str, ...], list[int]] = {}
+    for i, exp in enumerate(expectations):
+        kwargs = exp.get("kwargs") or {}
+        cols: tuple[str, ...] = ()
+        if exp["type"] not in COLUMN_SUBJECT and not kwargs.get("row_condition"):
+            cols = tuple(dict.fromkeys(columns_named(exp)))
+        out.setdefault(cols, []).append(i)
+    return out
+
+
+def suite_result(suite: Suite, results: list[Any], meta: dict[str, Any]) -> Any:
+    """One GX suite validation result (for Data Docs) from the per-domain runs, in suite order."""
+    from great_expectations.core.expectation_validation_result import ExpectationSuiteValidationResult
+    from great_expectations.validator.validator import calc_validation_statistics
+
+    stats = calc_validation_statistics(results)
+    return ExpectationSuiteValidationResult(
+        results=results, success=stats.success, suite_name=suite.name, meta=meta,
+        statistics={"evaluated_expectations": stats.evaluated_expectations,
+                    "successful_expectations": stats.successful_expectations,
+                    "unsuccessful_expectations": stats.unsuccessful_expectations,
+                    "success_percent": stats.success_percent})
 
 
 def build_data_docs(ctx: Any, suite: Suite, results: list[DatasetResult], target: Path) -> None:

@@ -116,3 +116,17 @@ def test_module_keeps_heavy_imports_out_of_the_cli_start() -> None:
             "print(sorted(m for m in ('great_expectations', 'pandas', 'pyarrow') if m in sys.modules))")
     res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert res.stdout.strip() == "[]"
+
+
+def test_domains_group_expectations_by_the_columns_they_read() -> None:
+    exps = [
+        {"type": "expect_table_row_count_to_be_between", "kwargs": {"min_value": 1}},
+        {"type": "expect_column_values_to_not_be_null", "kwargs": {"column": "a"}},
+        {"type": "expect_column_values_to_be_between", "kwargs": {"column": "b", "min_value": 0}},
+        {"type": "expect_column_values_to_be_unique", "kwargs": {"column": "a"}},
+        {"type": "expect_column_pair_values_a_to_be_greater_than_b", "kwargs": {"column_A": "a", "column_B": "b"}},
+        {"type": "expect_column_to_exist", "kwargs": {"column": "c"}},
+        {"type": "expect_column_values_to_not_be_null",
+         "kwargs": {"column": "a", "row_condition": 'b > 0', "condition_parser": "pandas"}},
+    ]
+    assert dv.domains(exps) == {(): [0, 5, 6], ("a",): [1, 3], ("b",): [2], ("a", "b"): [4]}

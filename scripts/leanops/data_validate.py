@@ -157,7 +157,6 @@ def import_gx() -> Any:
 
 def ephemeral_context(gx: Any) -> Any:
     from great_expectations.data_context.types.base import ProgressBarsConfig
-
     from great_expectations.execution_engine import pandas_execution_engine
 
     # GX fingerprints every in-memory batch (an md5 over the whole frame) only for its batch markers;

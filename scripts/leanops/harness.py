@@ -418,3 +418,65 @@ def run(args: argparse.Namespace) -> int:
     finally:
         shutil.rmtree(work, ignore_errors=True)
 
+
+
+# ---------------------------------------------------------------------------- base image for model servers
+
+BASE_PACKAGES = ("python3", "python3-venv", "ca-certificates")
+BASE_REPO = "leanops-base"
+
+
+def base_recipe() -> str:
+    return json.dumps({"suite": RUNNER_SUITE, "variant": "minbase", "packages": BASE_PACKAGES, "v": 1})
+
+
+def base_image_name() -> str:
+    digest = hashlib.sha256(base_recipe().encode()).hexdigest()[:12]
+    return f"{BASE_REPO}:{RUNNER_SUITE}-{digest}"
+
+
+def ensure_base_image() -> str:
+    """A slim local stand-in for ``python:3.12-slim`` (no image can be pulled here): debootstrap bookworm with
+    python3, python3-venv and ca-certificates only, imported with the Docker SDK, reused until its recipe
+    changes. Dockerfiles take it through ``--build-arg BASE_IMAGE``."""
+    import docker.errors
+
+    client = _docker_client()
+    name = base_image_name()
+    try:
+        client.images.get(name)
+        return name
+    except docker.errors.ImageNotFound:
+        pass
+    if os.geteuid() != 0:
+        raise InfraError(f"image {name} is missing and building it needs root (debootstrap)")
+    with gh.group(f"Base image {name}"):
+        if not shutil.which("debootstrap"):
+            _apt_install("debootstrap")
+        with tempfile.TemporaryDirectory(prefix="leanops-basefs-") as tmp:
+            rootfs = Path(tmp) / "rootfs"
+            gh.step(f"debootstrap {RUNNER_SUITE} with {', '.join(BASE_PACKAGES)}")
+            res = subprocess.run(
+                ["debootstrap", "--variant=minbase", f"--include={','.join(BASE_PACKAGES)}",  # noqa: S607
+                 RUNNER_SUITE, str(rootfs), RUNNER_MIRROR],
+                capture_output=True, text=True, check=False,
+            )
+            if res.returncode != 0:
+                tail = " ".join((res.stdout + res.stderr).strip().splitlines()[-2:])
+                raise InfraError(f"debootstrap failed: {tail}")
+            for junk in ("var/cache/apt/archives", "var/lib/apt/lists", "usr/share/doc", "usr/share/man",
+                         "usr/share/locale"):
+                shutil.rmtree(rootfs / junk, ignore_errors=True)
+                (rootfs / junk).mkdir(parents=True, exist_ok=True)
+            archive = Path(tmp) / "rootfs.tar"
+            with tarfile.open(archive, "w") as tar:
+                tar.add(rootfs, arcname=".")
+            gh.step(f"importing as {name}")
+            repo, tag = name.split(":")
+            client.api.import_image_from_file(
+                str(archive), repository=repo, tag=tag,
+                changes=['CMD ["python3"]', "ENV LANG=C.UTF-8",
+                         "ENV PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"],
+            )
+    client.images.get(name)
+    return name

@@ -1,0 +1,415 @@
+"""``leanops serve``: the model server inside the image built by ``leanops build-push-image``.
+
+It serves one MLflow model directory baked into the image; no tracking server is needed at run time.
+
+- Before anything is loaded, the model files' sha256 (``model_digest``) is checked against the digest
+  recorded at build time (``--model-sha256``, ``LEANOPS_MODEL_SHA256`` in the image): pickled models run
+  code when loaded, so a mismatch refuses to start with one line and exit code 2.
+- ``POST /predict`` takes records (``{"records": [{...}]}``, ``{"dataframe_records": [...]}`` or a bare
+  list of objects) or a columnar form (``{"columns": {"name": [...]}}``, ``{"inputs": {...}}`` or
+  MLflow's ``{"dataframe_split": {"columns": [...], "data": [[...]]}}``), validates them against the
+  model signature (a 422 names every bad field) and returns ``{"predictions": [...]}``.
+- ``GET /health`` (alive), ``GET /ready`` (model loaded), ``GET /metrics`` (Prometheus: requests by
+  status, latency histogram, class counts or a prediction histogram, all labelled with the model name
+  and version); every answer carries ``X-Model-Version``.
+- ``--log-predictions FILE`` (``-`` for stdout) appends one JSON line per request with the inputs and
+  the predictions, for the drift check.
+"""
+
+
+import argparse
+import hashlib
+import json
+import math
+import os
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from . import gh
+from .errors import BadInput, InfraError
+from .flags import add_flag
+
+MLMODEL = "MLmodel"
+HEADER = "X-Model-Version"
+# MLflow column types -> (what JSON must hold, pandas dtype)
+NUMBER, INTEGER, TEXT, BOOLEAN = "a number", "an integer", "a string", "true or false"
+COLUMN_TYPES: dict[str, tuple[str, str]] = {
+    "double": (NUMBER, "float64"),
+    "float": (NUMBER, "float32"),
+    "long": (INTEGER, "int64"),
+    "integer": (INTEGER, "int32"),
+    "string": (TEXT, "object"),
+    "boolean": (BOOLEAN, "bool"),
+    "datetime": (TEXT, "datetime64[ns]"),
+}
+MAX_ROWS = 10_000
+
+
+# ---------------------------------------------------------------------------- model files
+
+
+def _files(model_dir: Path) -> Iterator[Path]:
+    for path in sorted(model_dir.rglob("*")):
+        if path.is_file() and "__pycache__" not in path.parts:
+            yield path
+
+
+def model_digest(model_dir: str | os.PathLike[str]) -> str:
+    """sha256 over every file of a model directory: its relative path and the sha256 of its bytes."""
+    root = Path(model_dir)
+    outer = hashlib.sha256()
+    for path in _files(root):
+        inner = hashlib.sha256()
+        with open(path, "rb") as fh:
+            for chunk in iter(lambda: fh.read(1 << 20), b""):
+                inner.update(chunk)
+        outer.update(f"{path.relative_to(root).as_posix()}\0{inner.hexdigest()}\n".encode())
+    return outer.hexdigest()
+
+
+@dataclass
+class Column:
+    name: str
+    type: str
+    required: bool = True
+
+
+def read_signature(model_dir: str | os.PathLike[str]) -> list[Column]:
+    """The input columns of an MLflow model's signature (from ``MLmodel``, without importing mlflow)."""
+    import yaml
+
+    root = Path(model_dir)
+    mlmodel = root / MLMODEL
+    if not mlmodel.is_file():
+        raise BadInput(f"{root}: no {MLMODEL} file; expected an MLflow model directory")
+    try:
+        meta = yaml.safe_load(mlmodel.read_text(encoding="utf-8")) or {}
+    except yaml.YAMLError as exc:
+        raise BadInput(f"{mlmodel}: not valid YAML ({' '.join(str(exc).split())})") from None
+    inputs = (meta.get("signature") or {}).get("inputs")
+    if not inputs:
+        raise BadInput(f"{root}: model signature missing; log the model with "
+                       "signature=mlflow.models.infer_signature(X, model.predict(X))")
+    specs = json.loads(inputs) if isinstance(inputs, str) else inputs
+    columns = []
+    for spec in specs:
+        kind = spec.get("type")
+        if kind not in COLUMN_TYPES or not spec.get("name"):
+            raise BadInput(f"{mlmodel}: signature input {spec} is not supported; expected named columns of "
+                           f"type {', '.join(COLUMN_TYPES)}")
+        columns.append(Column(name=str(spec["name"]), type=str(kind), required=bool(spec.get("required", True))))
+    return columns
+
+
+def verify(model_dir: str | os.PathLike[str], expected: str) -> str:
+    """Check the model files against the recorded digest; raise BadInput naming the directory on mismatch."""
+    root = Path(model_dir)
+    if not root.is_dir():
+        raise BadInput(f"model directory {root} does not exist")
+    actual = model_digest(root)
+    if expected and actual != expected.strip().lower().removeprefix("sha256:"):
+        raise BadInput(f"{root}: model files do not match the digest recorded at build time "
+                       f"(expected sha256:{expected.removeprefix('sha256:')[:16]}..., got sha256:{actual[:16]}...); "
+                       "refusing to load them")
+    return actual
+
+
+# ---------------------------------------------------------------------------- validation
+
+
+class InvalidInput(Exception):
+    def __init__(self, problems: list[dict[str, Any]]) -> None:
+        super().__init__("; ".join(f"{p['field']}: {p['error']}" for p in problems))
+        self.problems = problems
+
+
+def to_records(body: Any) -> list[dict[str, Any]]:
+    """Any accepted request form -> a list of records."""
+    rows: Any = body.get("records", body.get("dataframe_records")) if isinstance(body, dict) else None
+    cols: Any = body.get("columns", body.get("inputs")) if isinstance(body, dict) else None
+    records: list[Any]
+    if isinstance(body, list):
+        records = body
+    elif isinstance(rows, list):
+        records = rows
+    elif isinstance(cols, dict):
+        lengths = {len(v) if isinstance(v, list) else -1 for v in cols.values()}
+        if -1 in lengths or len(lengths) > 1:
+            raise InvalidInput([{"field": "columns", "error": "expected lists of one and the same length"}])
+        n = lengths.pop() if lengths else 0
+        records = [{k: v[i] for k, v in cols.items()} for i in range(n)]
+    elif isinstance(body, dict) and isinstance(body.get("dataframe_split"), dict):
+        split = body["dataframe_split"]
+        names, data = split.get("columns"), split.get("data")
+        if not isinstance(names, list) or not isinstance(data, list) or any(
+                not isinstance(r, list) or len(r) != len(names) for r in data):
+            raise InvalidInput([{"field": "dataframe_split", "error": "expected columns and rows of that length"}])
+        records = [dict(zip(names, row, strict=True)) for row in data]
+    else:
+        raise InvalidInput([{"field": "body", "error": "expected records ({\"records\": [{...}]}) or columns "
+                                                       "({\"columns\": {\"name\": [...]}})"}])
+    if not records:
+        raise InvalidInput([{"field": "records", "error": "no rows"}])
+    if len(records) > MAX_ROWS:
+        raise InvalidInput([{"field": "records", "error": f"{len(records)} rows; at most {MAX_ROWS} per request"}])
+    if any(not isinstance(r, dict) for r in records):
+        raise InvalidInput([{"field": "records", "error": "expected every row to be an object"}])
+    return records
+
+
+def _check(value: Any, col: Column) -> bool:
+    expected = COLUMN_TYPES[col.type][0]
+    if expected == NUMBER:
+        return isinstance(value, int | float) and not isinstance(value, bool)
+    if expected == INTEGER:
+        return (isinstance(value, int) and not isinstance(value, bool)) or (
+            isinstance(value, float) and math.isfinite(value) and value.is_integer())
+    if expected == TEXT:
+        return isinstance(value, str)
+    return isinstance(value, bool)
+
+
+def validate(records: list[dict[str, Any]], columns: list[Column]) -> Any:
+    """Records -> a DataFrame in the signature's column order and types; InvalidInput names bad fields."""
+    import pandas as pd
+
+    problems: dict[tuple[str, str], list[int]] = {}
+    for i, rec in enumerate(records):
+        for col in columns:
+            value = rec.get(col.name)
+            if value is None:
+                if col.required:
+                    problems.setdefault((col.name, "missing"), []).append(i)
+                continue
+            if not _check(value, col):
+                problems.setdefault((col.name, f"expected {COLUMN_TYPES[col.type][0]} ({col.type})"), []).append(i)
+    if problems:
+        raise InvalidInput([
+            {"field": name, "error": error, "rows": rows[:20]} for (name, error), rows in problems.items()
+        ])
+    frame = pd.DataFrame({c.name: [r.get(c.name) for r in records] for c in columns})
+    for col in columns:
+        if frame[col.name].isna().any():
+            continue  # an optional column left out: let MLflow's own schema handling decide
+        frame[col.name] = frame[col.name].astype(COLUMN_TYPES[col.type][1])
+    return frame
+
+
+def _jsonable(values: Any) -> list[Any]:
+    import numpy as np
+
+    if hasattr(values, "to_dict") and hasattr(values, "columns"):  # a DataFrame
+        values = values.to_dict(orient="records")
+    elif hasattr(values, "tolist"):
+        values = values.tolist()
+    out = []
+    for v in list(values):
+        if isinstance(v, np.generic):
+            v = v.item()
+        if isinstance(v, float) and not math.isfinite(v):
+            v = None
+        out.append(v)
+    return out
+
+
+# ---------------------------------------------------------------------------- the app
+
+
+@dataclass
+class ModelState:
+    """What the server serves: a model directory, its identity, and the loaded model once ready."""
+
+    model_dir: Path
+    name: str = "model"
+    version: str = "unknown"
+    columns: list[Column] = field(default_factory=list)
+    model: Any = None
+    error: str = ""
+
+    @property
+    def ready(self) -> bool:
+        return self.model is not None
+
+
+def load_model(state: ModelState) -> ModelState:
+    """Import mlflow's pyfunc and load the (already verified) model directory."""
+    os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
+    os.environ.setdefault("DO_NOT_TRACK", "1")
+    os.environ.setdefault("GIT_PYTHON_REFRESH", "quiet")
+    import mlflow.pyfunc
+
+    state.columns = state.columns or read_signature(state.model_dir)
+    state.model = mlflow.pyfunc.load_model(str(state.model_dir))
+    return state
+
+
+class Metrics:
+    """The Prometheus metrics of one server, in a registry of their own."""
+
+    def __init__(self, state: ModelState) -> None:
+        from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+
+        self.registry = CollectorRegistry()
+        labels = ["model_name", "model_version"]
+        self.base = {"model_name": state.name, "model_version": state.version}
+        self.requests = Counter("leanops_requests", "HTTP requests by path and status", [*labels, "path", "status"],
+                                registry=self.registry)
+        self.latency = Histogram("leanops_request_duration_seconds", "request latency", [*labels, "path"],
+                                 registry=self.registry,
+                                 buckets=(.001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10))
+        self.rows = Counter("leanops_predicted_rows", "rows predicted", labels, registry=self.registry)
+        self.classes = Counter("leanops_prediction_class", "predictions by class", [*labels, "class"],
+                               registry=self.registry)
+        self.values = Histogram("leanops_prediction_value", "numeric predictions", labels, registry=self.registry,
+                                buckets=(-10, -1, -0.5, 0, 0.1, 0.25, 0.5, 0.75, 0.9, 1, 10, 100, 1000))
+        self.info = Gauge("leanops_model_info", "the served model (always 1)", labels, registry=self.registry)
+        self.info.labels(**self.base).set(1)
+
+    def observe_predictions(self, predictions: list[Any]) -> None:
+        self.rows.labels(**self.base).inc(len(predictions))
+        for p in predictions:
+            if isinstance(p, float) and not p.is_integer():
+                self.values.labels(**self.base).observe(p)
+            elif isinstance(p, bool | int | str) or (isinstance(p, float) and p.is_integer()):
+                self.classes.labels(**self.base, **{"class": str(p)}).inc()
+
+
+class PredictionLog:
+    """JSON lines of inputs and predictions (``-`` is stdout), appended under a lock."""
+
+    def __init__(self, target: str) -> None:
+        self.target = target
+        self.lock = threading.Lock()
+        if target != "-":
+            Path(target).parent.mkdir(parents=True, exist_ok=True)
+
+    def write(self, state: ModelState, records: list[dict[str, Any]], predictions: list[Any]) -> None:
+        line = json.dumps({"ts": time.time(), "model_name": state.name, "model_version": state.version,
+                           "inputs": records, "predictions": predictions}, default=str) + "\n"
+        with self.lock:
+            if self.target == "-":
+                sys.stdout.write(line)
+                sys.stdout.flush()
+            else:
+                with open(self.target, "a", encoding="utf-8") as fh:
+                    fh.write(line)
+
+
+def create_app(state: ModelState, *, log_predictions: str = "") -> Any:
+    from fastapi import FastAPI, Request
+    from fastapi.responses import JSONResponse, PlainTextResponse, Response
+    from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+
+    app = FastAPI(title=f"leanops serve: {state.name}", version=state.version, docs_url=None, redoc_url=None)
+    metrics = Metrics(state)
+    plog = PredictionLog(log_predictions) if log_predictions else None
+    app.state.model = state
+    app.state.metrics = metrics
+    known = {"/predict", "/health", "/ready", "/metrics"}
+
+    @app.middleware("http")
+    async def measure(request: Request, call_next: Any) -> Any:
+        start = time.perf_counter()
+        response = await call_next(request)
+        path = request.url.path if request.url.path in known else "other"
+        if path != "/metrics":
+            metrics.requests.labels(**metrics.base, path=path, status=str(response.status_code)).inc()
+            metrics.latency.labels(**metrics.base, path=path).observe(time.perf_counter() - start)
+        response.headers[HEADER] = state.version
+        return response
+
+    @app.get("/health")
+    def health() -> dict[str, str]:
+        return {"status": "ok"}
+
+    @app.get("/ready")
+    def ready() -> Response:
+        if state.ready:
+            return JSONResponse({"status": "ready", "model": state.name, "version": state.version})
+        return JSONResponse({"status": "loading", "error": state.error}, status_code=503)
+
+    @app.get("/metrics")
+    def prom() -> Response:
+        return PlainTextResponse(generate_latest(metrics.registry), media_type=CONTENT_TYPE_LATEST)
+
+    @app.post("/predict")
+    async def predict(request: Request) -> Response:
+        if not state.ready:
+            return JSONResponse({"detail": "model not loaded yet"}, status_code=503)
+        try:
+            body = await request.json()
+        except ValueError:
+            return JSONResponse({"detail": [{"field": "body", "error": "not valid JSON"}]}, status_code=422)
+        try:
+            records = to_records(body)
+            frame = validate(records, state.columns)
+        except InvalidInput as exc:
+            return JSONResponse({"detail": exc.problems}, status_code=422)
+        try:
+            predictions = _jsonable(state.model.predict(frame))
+        except Exception as exc:  # noqa: BLE001 - the model's own failure is the client's 500, in one line
+            return JSONResponse({"detail": " ".join(f"{type(exc).__name__}: {exc}".split())[:500]},
+                                status_code=500)
+        metrics.observe_predictions(predictions)
+        if plog:
+            plog.write(state, records, predictions)
+        return JSONResponse({"predictions": predictions, "model": state.name, "version": state.version})
+
+    return app
+
+
+# ---------------------------------------------------------------------------- the command
+
+
+def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+    p = sub.add_parser("serve", help="serve an MLflow model directory over HTTP (the image's entrypoint)")
+    add_flag(p, "--model-dir", help="the MLflow model directory", default="/opt/leanops/model")
+    add_flag(p, "--model-sha256", help="digest of the model files recorded at build time; empty: not checked",
+             default="")
+    add_flag(p, "--model-name", help="model name for labels and headers", default="model")
+    add_flag(p, "--model-version", help="model version for labels and the X-Model-Version header",
+             default="unknown")
+    add_flag(p, "--host", help="address to listen on", default="127.0.0.1")
+    add_flag(p, "--port", help="port to listen on", default=8080, kind="int")
+    add_flag(p, "--log-predictions", help="append inputs and predictions as JSON lines to this file (- stdout)",
+             default="")
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    import uvicorn
+
+    model_dir = Path(args.model_dir)
+    digest = verify(model_dir, args.model_sha256)
+    if not args.model_sha256:
+        gh.warning(f"{model_dir}: no recorded digest (--model-sha256); the model files were not checked")
+    state = ModelState(model_dir=model_dir, name=args.model_name, version=args.model_version,
+                       columns=read_signature(model_dir))
+    app = create_app(state, log_predictions=args.log_predictions)
+    server = uvicorn.Server(uvicorn.Config(app, host=args.host, port=args.port, log_level="warning",
+                                           access_log=False, timeout_graceful_shutdown=5))
+
+    def load() -> None:
+        t0 = time.monotonic()
+        try:
+            load_model(state)
+        except Exception as exc:  # noqa: BLE001 - one line, then stop the server
+            state.error = " ".join(f"{type(exc).__name__}: {exc}".split())[:500]
+            server.should_exit = True
+            return
+        gh.step(f"leanops serve: {state.name} version {state.version} ready in {time.monotonic() - t0:.1f}s "
+                f"(sha256:{digest[:12]})")
+
+    gh.step(f"leanops serve: {state.name} version {state.version} on http://{args.host}:{args.port} "
+            f"(model files sha256:{digest[:12]} verified)" if args.model_sha256 else
+            f"leanops serve: {state.name} version {state.version} on http://{args.host}:{args.port}")
+    threading.Thread(target=load, name="load-model", daemon=True).start()
+    server.run()
+    if state.error:
+        raise InfraError(f"{model_dir}: the model did not load: {state.error}")
+    return 0

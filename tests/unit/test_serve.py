@@ -1,0 +1,168 @@
+"""`leanops serve` in process: FastAPI's TestClient on the churn example's real model, saved as an MLflow model."""
+
+from __future__ import annotations
+
+import json
+import pickle
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from leanops import serve
+
+ROOT = Path(__file__).resolve().parents[2]
+CHURN = ROOT / "examples" / "churn"
+FEATURES = ["contract", "payment_method", "internet_service", "tenure_months", "monthly_charges", "total_charges",
+            "support_calls", "senior_citizen"]
+
+
+def churn_rows(n: int = 50):  # type: ignore[no-untyped-def]
+    import pandas as pd
+
+    return pd.read_csv(CHURN / "data" / "raw" / "churn.csv", nrows=n)[FEATURES]
+
+
+def save_churn_model(dst: Path, *, signature: bool = True) -> Path:
+    """The example's pickled scikit-learn Pipeline as an MLflow model directory (with its signature)."""
+    import mlflow.sklearn
+    from mlflow.models import infer_signature
+
+    with open(CHURN / "models" / "model.pkl", "rb") as fh:
+        model = pickle.load(fh)  # noqa: S301 - the example's own artifact
+    x = churn_rows(200)
+    mlflow.sklearn.save_model(model, str(dst), signature=infer_signature(x, model.predict(x)) if signature else None,
+                              pip_requirements=["scikit-learn", "pandas"], serialization_format="cloudpickle")
+    return dst
+
+
+@pytest.fixture(scope="module")
+def model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return save_churn_model(tmp_path_factory.mktemp("serve") / "model")
+
+
+@pytest.fixture(scope="module")
+def state(model_dir: Path) -> serve.ModelState:
+    return serve.load_model(serve.ModelState(model_dir=model_dir, name="churn-classifier", version="7"))
+
+
+@pytest.fixture
+def client(state: serve.ModelState, tmp_path: Path):  # type: ignore[no-untyped-def]
+    from fastapi.testclient import TestClient
+
+    app = serve.create_app(state, log_predictions=str(tmp_path / "log" / "predictions.jsonl"))
+    with TestClient(app) as c:
+        yield c
+
+
+def expected(model_dir: Path, frame) -> list:  # type: ignore[no-untyped-def]
+    import mlflow.pyfunc
+
+    return [v.item() if hasattr(v, "item") else v for v in mlflow.pyfunc.load_model(str(model_dir)).predict(frame)]
+
+
+def test_predict_records_and_columnar_match_mlflow_in_process(client, model_dir: Path) -> None:
+    rows = churn_rows(40)
+    want = expected(model_dir, rows)
+    records = json.loads(rows.to_json(orient="records"))
+    res = client.post("/predict", json={"records": records})
+    assert res.status_code == 200, res.text
+    assert res.json()["predictions"] == want
+    assert res.headers["X-Model-Version"] == "7"
+    assert client.post("/predict", json=records).json()["predictions"] == want
+    columns = {k: list(v.values()) for k, v in json.loads(rows.to_json(orient="columns")).items()}
+    assert client.post("/predict", json={"columns": columns}).json()["predictions"] == want
+    split = json.loads(rows.to_json(orient="split", index=False))
+    assert client.post("/predict", json={"dataframe_split": split}).json()["predictions"] == want
+
+
+def test_bad_fields_are_named_in_a_422(client) -> None:
+    records = json.loads(churn_rows(3).to_json(orient="records"))
+    del records[0]["tenure_months"]
+    records[1]["contract"] = 12
+    records[2]["monthly_charges"] = "a lot"
+    res = client.post("/predict", json={"records": records})
+    assert res.status_code == 422
+    problems = {p["field"]: p for p in res.json()["detail"]}
+    assert set(problems) == {"tenure_months", "contract", "monthly_charges"}
+    assert problems["tenure_months"]["error"] == "missing" and problems["tenure_months"]["rows"] == [0]
+    assert problems["contract"]["error"] == "expected a string (string)"
+    assert problems["monthly_charges"]["rows"] == [2]
+    assert client.post("/predict", json={"nothing": 1}).status_code == 422
+    assert client.post("/predict", content=b"{not json", headers={"content-type": "application/json"}).status_code \
+        == 422
+    assert client.post("/predict", json={"columns": {"a": [1], "b": [1, 2]}}).status_code == 422
+
+
+def test_health_ready_metrics_and_prediction_log(client, tmp_path: Path) -> None:
+    from prometheus_client.parser import text_string_to_metric_families
+
+    assert client.get("/health").json() == {"status": "ok"}
+    assert client.get("/ready").json()["version"] == "7"
+    records = json.loads(churn_rows(5).to_json(orient="records"))
+    preds = client.post("/predict", json={"records": records}).json()["predictions"]
+    client.post("/predict", json={"records": [{}]})
+    res = client.get("/metrics")
+    assert res.headers["X-Model-Version"] == "7"
+    families = {f.name: f for f in text_string_to_metric_families(res.text)}
+    samples = [s for f in families.values() for s in f.samples]
+    assert all(s.labels.get("model_name") == "churn-classifier" and s.labels.get("model_version") == "7"
+               for s in samples)
+    by_status = {s.labels["status"]: s.value for s in families["leanops_requests"].samples
+                 if s.name == "leanops_requests_total" and s.labels["path"] == "/predict"}
+    assert by_status == {"200": 1.0, "422": 1.0}
+    assert any(s.name == "leanops_request_duration_seconds_bucket" for s in samples)
+    classes = {s.labels["class"]: s.value for s in families["leanops_prediction_class"].samples
+               if s.name.endswith("_total")}
+    assert sum(classes.values()) == 5 and set(classes) == {str(p) for p in preds}
+    lines = [json.loads(x) for x in (tmp_path / "log" / "predictions.jsonl").read_text().splitlines()]
+    assert len(lines) == 1 and lines[0]["inputs"] == records and lines[0]["predictions"] == preds
+    assert lines[0]["model_version"] == "7"
+
+
+def test_not_ready_until_loaded(model_dir: Path) -> None:
+    from fastapi.testclient import TestClient
+
+    state = serve.ModelState(model_dir=model_dir, columns=serve.read_signature(model_dir))
+    with TestClient(serve.create_app(state)) as c:
+        assert c.get("/health").status_code == 200
+        assert c.get("/ready").status_code == 503
+        assert c.post("/predict", json=[{"a": 1}]).status_code == 503
+
+
+def test_digest_covers_every_file(model_dir: Path, tmp_path: Path) -> None:
+    import shutil
+
+    digest = serve.model_digest(model_dir)
+    assert serve.verify(model_dir, digest) == digest
+    copy = shutil.copytree(model_dir, tmp_path / "copy")
+    assert serve.model_digest(copy) == digest
+    pkl = next(copy.glob("*.pkl"))
+    pkl.write_bytes(pkl.read_bytes() + b"\0")
+    with pytest.raises(serve.BadInput, match="do not match the digest recorded at build time"):
+        serve.verify(copy, digest)
+    (copy / "extra.txt").write_text("x")
+    assert serve.model_digest(copy) != digest
+
+
+def test_serve_refuses_a_tampered_model_with_one_line(model_dir: Path, tmp_path: Path) -> None:
+    import shutil
+
+    copy = shutil.copytree(model_dir, tmp_path / "copy")
+    digest = serve.model_digest(copy)
+    pkl = next(copy.glob("*.pkl"))
+    pkl.write_bytes(pkl.read_bytes()[:-1] + b"\1")
+    res = subprocess.run([sys.executable, "-m", "leanops", "serve", "--model-dir", str(copy), "--model-sha256", digest,
+                          "--port", "0"], capture_output=True, text=True, timeout=60)
+    assert res.returncode == 2
+    lines = res.stderr.strip().splitlines()
+    assert len(lines) == 1 and "do not match the digest recorded at build time" in lines[0], res.stderr
+
+
+def test_signature_missing_is_bad_input(tmp_path: Path) -> None:
+    bare = save_churn_model(tmp_path / "bare", signature=False)
+    with pytest.raises(serve.BadInput, match="signature missing"):
+        serve.read_signature(bare)
+    with pytest.raises(serve.BadInput, match="no MLmodel file"):
+        serve.read_signature(tmp_path)

@@ -19,7 +19,6 @@ Not part of the test suite.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import shutil
 import statistics

@@ -378,15 +378,15 @@ def up_to_date(s: Settings) -> tuple[bool, str]:
             if isinstance(item, str):
                 wanted.setdefault("params.yaml", []).append(item)  # DVC's default params file
             elif isinstance(item, dict):
-                for file, keys in item.items():
+                for pfile, keys in item.items():
                     if not isinstance(keys, list):
                         return False, f"stage {name}: whole-file params"
-                    wanted.setdefault(str(file), []).extend(str(k) for k in keys)
+                    wanted.setdefault(str(pfile), []).extend(str(k) for k in keys)
             else:
                 return False, f"stage {name}: params beyond the quick check"
-        for file, keys in wanted.items():
-            have = params.get(file, {})
-            recorded = locked_params.get(file) or {}
+        for pfile, keys in wanted.items():
+            have = params.get(pfile, {})
+            recorded = locked_params.get(pfile) or {}
             for k in keys:
                 if k not in have or k not in recorded or have[k] != recorded[k]:
                     return False, f"stage {name}: param {k} changed"
@@ -692,8 +692,8 @@ def log_and_register(s: Settings, uri: str, key: str, lock_hash: str, metrics: d
                     gh.warning(f"could not delete the unfinished version {s.model_name}/{version}: {exc}")
             try:
                 client.set_terminated(run_id, "FAILED")
-            except Exception:  # noqa: BLE001 - the first failure is the one to report
-                pass
+            except Exception as exc:  # noqa: BLE001 - the first failure is the one to report
+                gh.warning(f"could not mark run {run_id} FAILED: {exc}")
             raise
         gh.step(f"registered {s.model_name} version {version} with alias {ALIAS} "
                 f"in {time.monotonic() - t0:.1f}s")

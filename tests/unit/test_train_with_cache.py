@@ -136,13 +136,15 @@ def test_missing_dvc_yaml_is_one_line_exit_2(tmp_path: Path, monkeypatch, capsys
     assert len(err) == 1 and "no dvc.yaml in" in err[0]
 
 
+def pr(head: str) -> dict:
+    return {"pull_request": {"head": {"repo": {"full_name": head}}, "base": {"repo": {"full_name": "o/r"}}}}
+
+
 @pytest.mark.parametrize(("event", "payload", "trusted"), [
     ("push", None, True),
     ("schedule", None, True),
-    ("pull_request", {"pull_request": {"head": {"repo": {"full_name": "o/r"}}, "base": {"repo": {"full_name": "o/r"}}}},
-     True),
-    ("pull_request", {"pull_request": {"head": {"repo": {"full_name": "fork/r"}}, "base": {"repo": {"full_name": "o/r"}}}},
-     False),
+    ("pull_request", pr("o/r"), True),
+    ("pull_request", pr("fork/r"), False),
     ("pull_request", None, False),
     ("pull_request_target", None, False),
     ("issue_comment", None, False),

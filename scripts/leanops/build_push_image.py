@@ -406,17 +406,17 @@ def run(args: argparse.Namespace) -> int:
     configured = (cfg.section("train-with-cache").get("tracking-uri") or None)
     from .harness import _docker_client
 
-    client = _docker_client()
-    try:
-        client.ping()
-    except Exception as exc:  # noqa: BLE001
-        raise InfraError(f"no Docker engine answers: {' '.join(str(exc).split())[:200]}") from None
     t0 = time.monotonic()
     with tempfile.TemporaryDirectory(prefix="leanops-build-") as tmp:
         ctx = Path(tmp) / "context"
         ctx.mkdir()
         model = fetch_model(p, ctx / "model", args.tracking_uri, configured, cfg.model_name or "")
         gh.step(f"model files sha256:{model.sha256}")
+        client = _docker_client()
+        try:
+            client.ping()
+        except Exception as exc:  # noqa: BLE001
+            raise InfraError(f"no Docker engine answers: {' '.join(str(exc).split())[:200]}") from None
         prepare_context(ctx, p)
         revision = git_revision(p.root)
         image_id = docker_build(ctx, build_args(p, model, revision))

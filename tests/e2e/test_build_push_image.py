@@ -1,0 +1,257 @@
+"""On the real engine: build the model server image from the local base image, push it to the local registry,
+pull it by digest, run it, and compare its predictions with MLflow's in process; a tampered model refuses to
+start; a failed push leaves no final tag."""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import socket
+import subprocess
+import sys
+import tarfile
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+from leanops.harness import REGISTRY, ensure_base_image
+
+from ..conftest import make_repo
+from ..unit.test_serve import churn_rows, expected, save_churn_model
+
+pytestmark = pytest.mark.e2e
+
+NAMESPACE = f"{REGISTRY}/leanops-tests"
+LEANOPS_YML = "version: 1\nmodel:\n  name: churn-classifier\n"
+MANIFESTS = ", ".join(["application/vnd.docker.distribution.manifest.v2+json",
+                       "application/vnd.oci.image.manifest.v1+json"])
+
+
+def build_push(project: Path, *args: str, env: dict[str, str] | None = None) -> tuple[subprocess.CompletedProcess[str],
+                                                                                        dict[str, str]]:
+    out = project / f"out-{time.monotonic_ns()}"
+    out.write_text("")
+    full_env = dict(os.environ, GITHUB_OUTPUT=str(out), **(env or {}))
+    full_env.pop("GITHUB_ACTIONS", None)
+    res = subprocess.run([sys.executable, "-m", "leanops", "build-push-image", *args], cwd=project,
+                         capture_output=True, text=True, env=full_env, timeout=1800)
+    return res, parse_outputs(out.read_text())
+
+
+def parse_outputs(text: str) -> dict[str, str]:
+    outputs: dict[str, str] = {}
+    lines = iter(text.splitlines())
+    for line in lines:
+        if "<<" in line:
+            name, delim = line.split("<<", 1)
+            value = []
+            for item in lines:
+                if item == delim:
+                    break
+                value.append(item)
+            outputs[name] = "\n".join(value)
+        elif "=" in line:
+            name, value = line.split("=", 1)
+            outputs[name] = value
+    return outputs
+
+
+def registry_digest(repo_path: str, ref: str) -> str:
+    req = urllib.request.Request(f"http://{REGISTRY}/v2/{repo_path}/manifests/{ref}", method="HEAD",
+                                 headers={"Accept": MANIFESTS})
+    with urllib.request.urlopen(req, timeout=10) as resp:
+        return str(resp.headers["Docker-Content-Digest"])
+
+
+def registry_tags(repo_path: str) -> list[str]:
+    try:
+        with urllib.request.urlopen(f"http://{REGISTRY}/v2/{repo_path}/tags/list", timeout=10) as resp:
+            return sorted(json.loads(resp.read()).get("tags") or [])
+    except urllib.error.HTTPError as exc:
+        if exc.code == 404:
+            return []
+        raise
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@pytest.fixture(scope="module")
+def base_image(harness) -> str:
+    return ensure_base_image()
+
+
+@pytest.fixture(scope="module")
+def project(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    root = tmp_path_factory.mktemp("bpi")
+    save_churn_model(root / "model-src")
+    repo = make_repo(root / "project", {"leanops.yml": LEANOPS_YML, "README.md": "x\n"})
+    (repo / "model").symlink_to(root / "model-src")
+    return repo
+
+
+@pytest.fixture(scope="module")
+def built(project: Path, base_image: str) -> dict[str, str]:
+    res, outputs = build_push(project, "--model-uri", "model", "--registry", NAMESPACE, "--image", "churn-e2e",
+                              "--base-image", base_image, "--version", "1.2.3")
+    assert res.returncode == 0, (res.stdout + res.stderr)[-4000:]
+    return outputs
+
+
+def test_pushed_by_digest_with_every_tag(built: dict[str, str], project: Path) -> None:
+    repo = f"{NAMESPACE}/churn-e2e"
+    digest = built["digest"]
+    assert digest.startswith("sha256:") and built["image"] == f"{repo}@{digest}"
+    assert registry_digest("leanops-tests/churn-e2e", digest) == digest
+    head = subprocess.run(["git", "rev-parse", "HEAD"], cwd=project, capture_output=True, text=True).stdout.strip()
+    tags = built["tags"].splitlines()
+    assert tags[0] == f"{repo}:sha-{head[:7]}" and tags[1].startswith(f"{repo}:model-sha256-")
+    assert tags[2] == f"{repo}:1.2.3"
+    for tag in tags:
+        assert registry_digest("leanops-tests/churn-e2e", tag.rsplit(":", 1)[1]) == digest, tag
+
+
+def test_pulled_by_digest_serves_what_mlflow_predicts(built: dict[str, str], project: Path) -> None:
+    import docker
+    from prometheus_client.parser import text_string_to_metric_families
+
+    client = docker.from_env()
+    image = client.images.pull(built["image"])
+    labels = image.labels
+    assert labels["io.leanops.model.name"] == "churn-classifier"
+    assert labels["io.leanops.model.sha256"] and labels["org.opencontainers.image.version"] == "1.2.3"
+    assert image.attrs["Config"]["User"] == "65532:65532" and image.attrs["Config"]["Healthcheck"]["Test"]
+    port = free_port()
+    container = client.containers.run(built["image"], detach=True, ports={"8080/tcp": ("127.0.0.1", port)})
+    try:
+        base = f"http://127.0.0.1:{port}"
+        deadline = time.monotonic() + 120
+        while True:
+            try:
+                with urllib.request.urlopen(f"{base}/ready", timeout=2) as resp:
+                    if resp.status == 200:
+                        break
+            except OSError:
+                pass
+            container.reload()
+            assert container.status == "running", container.logs().decode()[-2000:]
+            assert time.monotonic() < deadline, container.logs().decode()[-2000:]
+            time.sleep(1)
+        rows = churn_rows(60)
+        body = json.dumps({"records": json.loads(rows.to_json(orient="records"))}).encode()
+        req = urllib.request.Request(f"{base}/predict", data=body, headers={"Content-Type": "application/json"})
+        with urllib.request.urlopen(req, timeout=30) as resp:
+            answer = json.loads(resp.read())
+            version = resp.headers["X-Model-Version"]
+        assert answer["predictions"] == expected(project / "model", rows)
+        assert version == labels["io.leanops.model.version"]
+        with urllib.request.urlopen(f"{base}/metrics", timeout=10) as resp:
+            families = {f.name: f for f in text_string_to_metric_families(resp.read().decode())}
+        ok = [s for s in families["leanops_requests"].samples
+              if s.name == "leanops_requests_total" and s.labels["path"] == "/predict" and s.labels["status"] == "200"]
+        assert ok and ok[0].value == 1 and ok[0].labels["model_name"] == "churn-classifier"
+        assert sum(s.value for s in families["leanops_prediction_class"].samples if s.name.endswith("_total")) == 60
+    finally:
+        container.remove(force=True)
+
+
+def test_a_tampered_model_refuses_to_start(built: dict[str, str]) -> None:
+    import docker
+
+    client = docker.from_env()
+    container = client.containers.create(built["image"])
+    try:
+        bits, _ = container.get_archive("/opt/leanops/model/model.pkl")
+        original = tarfile.open(fileobj=io.BytesIO(b"".join(bits)))
+        member = original.getmembers()[0]
+        data = bytearray(original.extractfile(member).read())  # type: ignore[union-attr]
+        data[-1] ^= 1
+        buf = io.BytesIO()
+        with tarfile.open(fileobj=buf, mode="w") as tar:
+            member.size = len(data)
+            tar.addfile(member, io.BytesIO(bytes(data)))
+        assert container.put_archive("/opt/leanops/model", buf.getvalue())
+        container.start()
+        code = container.wait(timeout=60)["StatusCode"]
+        logs = container.logs().decode().strip().splitlines()
+        assert code == 2, logs
+        assert len(logs) == 1 and "do not match the digest recorded at build time" in logs[0], logs
+    finally:
+        container.remove(force=True)
+
+
+def test_a_failed_push_leaves_no_final_tag(built: dict[str, str], project: Path, base_image: str) -> None:
+    res, outputs = build_push(project, "--model-uri", "model", "--registry", NAMESPACE, "--image", "churn-fault",
+                              "--base-image", base_image, "--version", "9.9.9",
+                              env={"LEANOPS_BUILD_PUSH_FAULT": "before-final-tags"})
+    assert res.returncode == 3, res.stderr[-3000:]
+    assert "injected fault at before-final-tags" in res.stderr.strip().splitlines()[-1]
+    assert "digest" not in outputs
+    tags = registry_tags("leanops-tests/churn-fault")
+    assert all(t.startswith("build-") for t in tags), tags  # only the content tag, pointing at a whole image
+
+
+def test_an_unreachable_registry_is_one_line_exit_3(built: dict[str, str], project: Path, base_image: str) -> None:
+    res, outputs = build_push(project, "--model-uri", "model", "--registry", "127.0.0.1:5999/nowhere",
+                              "--image", "churn", "--base-image", base_image)
+    assert res.returncode == 3, res.stderr[-3000:]
+    last = res.stderr.strip().splitlines()[-1]
+    assert last.startswith("leanops build-push-image: error: registry 127.0.0.1:5999") and "Traceback" not in res.stderr
+    assert "digest" not in outputs
+
+
+CALLER = """\
+name: bpi-caller
+on: [push]
+permissions: {}
+jobs:
+  image:
+    uses: leanops/leanops/.github/workflows/build-push-image.yml@main
+    permissions:
+      contents: read
+      packages: write
+    with:
+      model-uri: model
+      registry: 127.0.0.1:5000/leanops-act
+      image: churn-act
+      base-image: BASE
+  show:
+    needs: image
+    runs-on: ubuntu-latest
+    permissions: {}
+    steps:
+      - run: echo "out-digest=$DIGEST out-image=$IMAGE"
+        env:
+          DIGEST: ${{ needs.image.outputs.digest }}
+          IMAGE: ${{ needs.image.outputs.image }}
+"""
+
+
+def test_reusable_workflow_under_act_pushes_by_digest(harness, base_image: str, tmp_path: Path) -> None:
+    """The kit's reusable workflow, called as an adopter would, builds and pushes to the local registry."""
+    import re
+    import shutil
+
+    from leanops.harness import ActRun
+
+    repo = make_repo(tmp_path / "caller", {".github/workflows/image.yml": CALLER.replace("BASE", base_image),
+                                           "leanops.yml": LEANOPS_YML})
+    save_churn_model(repo / "model")
+    log = tmp_path / "act.log"
+    res = harness.run(ActRun(repo=repo), log=log)
+    out = res.stdout + res.stderr
+    assert res.returncode == 0, out[-6000:]
+    m = re.search(r"out-digest=(sha256:[0-9a-f]{64}) out-image=(\S+)", out)
+    assert m, out[-4000:]
+    digest, image = m.groups()
+    assert image == f"127.0.0.1:5000/leanops-act/churn-act@{digest}"
+    assert registry_digest("leanops-act/churn-act", digest) == digest
+    head = subprocess.run(["git", "rev-parse", "HEAD"], cwd=repo, capture_output=True, text=True).stdout.strip()
+    assert registry_digest("leanops-act/churn-act", f"sha-{head[:7]}") == digest
+    shutil.rmtree(repo / "model", ignore_errors=True)

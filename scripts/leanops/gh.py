@@ -177,3 +177,14 @@ def md_table(headers: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:
     lines.append("|" + "|".join(" --- " for _ in headers) + "|")
     lines += ["| " + " | ".join(md_escape(c) for c in row) + " |" for row in rows]
     return "\n".join(lines) + "\n"
+
+
+def commit_sha(root: str | os.PathLike[str] | None = None) -> str:
+    """The commit being built: ``GITHUB_SHA`` on a runner, else ``git rev-parse HEAD`` in ``root`` ("" if none)."""
+    import subprocess
+
+    sha = os.environ.get("GITHUB_SHA", "")
+    if sha:
+        return sha
+    res = subprocess.run(["git", "rev-parse", "HEAD"], cwd=root, capture_output=True, text=True, check=False)
+    return res.stdout.strip() if res.returncode == 0 else ""

@@ -580,14 +580,6 @@ def find_existing(s: Settings, uri: str, lock_hash: str) -> Outcome | None:
                    metrics=run.metrics, cache_key="", tracking_uri=uri, local_store=False)
 
 
-def git_commit(root: Path) -> str:
-    sha = os.environ.get("GITHUB_SHA", "")
-    if sha:
-        return sha
-    res = subprocess.run(["git", "rev-parse", "HEAD"], cwd=root, capture_output=True, text=True, check=False)
-    return res.stdout.strip() if res.returncode == 0 else ""
-
-
 def _load_model(s: Settings) -> Any:
     import pickle
 
@@ -641,7 +633,7 @@ def log_and_register(s: Settings, uri: str, key: str, lock_hash: str, metrics: d
         lock = load_lock(s.root)
         tags = {
             TAG_LOCK: lock_hash, TAG_KEY: key, TAG_MODEL: s.model_name, "leanops.trained": str(trained).lower(),
-            "mlflow.source.git.commit": git_commit(s.root), "mlflow.source.type": "JOB",
+            "mlflow.source.git.commit": gh.commit_sha(s.root), "mlflow.source.type": "JOB",
             "leanops.stages": ",".join(f"{r.name}:{r.state}" for r in stages),
         }
         if s.batch:

@@ -15,6 +15,7 @@ import pytest
 from leanops import cli
 
 from ..conftest import ROOT
+from ..unit.test_gh import parse_outputs
 
 for _key, _value in (("DO_NOT_TRACK", "1"), ("MLFLOW_DISABLE_TELEMETRY", "true"), ("DVC_NO_ANALYTICS", "1")):
     os.environ.setdefault(_key, _value)
@@ -72,22 +73,7 @@ MODEL_STAGE = """\
 
 
 def outputs(path: Path) -> dict[str, str]:
-    """GITHUB_OUTPUT parsed (name=value and the heredoc form)."""
-    out: dict[str, str] = {}
-    lines = path.read_text().splitlines()
-    i = 0
-    while i < len(lines):
-        line = lines[i]
-        if "<<" in line and ("=" not in line or line.index("<<") < line.index("=")):
-            name, delim = line.split("<<", 1)
-            end = lines.index(delim, i + 1)
-            out[name] = "\n".join(lines[i + 1:end])
-            i = end + 1
-            continue
-        name, value = line.split("=", 1)
-        out[name] = value
-        i += 1
-    return out
+    return parse_outputs(path.read_text())
 
 
 def train(repo: Path, uri: str, model: str, *extra: str) -> int:

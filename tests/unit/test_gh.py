@@ -127,3 +127,18 @@ def test_local_fallback_is_readable(no_runner: None, capsys: pytest.CaptureFixtu
     assert "warning: leanops.yml:3: gates: careful" in err
     assert "secret" not in err
     assert "== Work" in err and "::" not in err
+
+
+def test_commit_sha_prefers_github_sha_then_git(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import os
+    import subprocess
+
+    monkeypatch.setenv("GITHUB_SHA", "a" * 40)
+    assert gh.commit_sha(tmp_path) == "a" * 40
+    monkeypatch.delenv("GITHUB_SHA")
+    assert gh.commit_sha(tmp_path) == ""  # not a repository
+    env = {"GIT_AUTHOR_NAME": "t", "GIT_AUTHOR_EMAIL": "t@e", "GIT_COMMITTER_NAME": "t", "GIT_COMMITTER_EMAIL": "t@e"}
+    for args in (["init", "-q"], ["commit", "-q", "--allow-empty", "-m", "x"]):
+        subprocess.run(["git", *args], cwd=tmp_path, check=True, env={**os.environ, **env})
+    head = subprocess.run(["git", "rev-parse", "HEAD"], cwd=tmp_path, capture_output=True, text=True).stdout.strip()
+    assert gh.commit_sha(tmp_path) == head and len(head) == 40

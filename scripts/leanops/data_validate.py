@@ -28,8 +28,6 @@ import logging
 import math
 import os
 import re
-import subprocess
-import sys
 import tempfile
 import time
 from dataclasses import dataclass, field
@@ -399,22 +397,28 @@ def _in_dvc_lock(root: Path, candidate: Path) -> bool:
 
 
 def dvc_pull(patterns: list[str]) -> None:
+    """``dvc pull`` of the tracked datasets, in process (DVC's Python API), when the project has a remote."""
     root, targets = dvc_targets(patterns)
     if root is None or not targets:
         gh.step("dvc-pull: the data is not tracked by DVC; nothing to pull")
         return
-    dvc = [sys.executable, "-m", "dvc"]
-    env = dict(os.environ, DVC_NO_ANALYTICS="1")
-    remotes = subprocess.run([*dvc, "remote", "list"], cwd=root, capture_output=True, text=True, env=env, check=False)
-    if remotes.returncode != 0 or not remotes.stdout.strip():
-        gh.step(f"dvc-pull: no DVC remote in {rel(root)}; using the files in the work tree")
-        return
-    with gh.group(f"dvc pull {' '.join(targets)}"):
-        res = subprocess.run([*dvc, "pull", *targets], cwd=root, capture_output=True, text=True, env=env, check=False)
-        gh.step((res.stdout + res.stderr).strip())
-    if res.returncode != 0:
-        last = [ln for ln in (res.stderr or res.stdout).strip().splitlines() if ln.strip()]
-        raise InfraError(f"dvc pull {' '.join(targets)} failed in {rel(root)}: {last[-1] if last else 'no message'}")
+    os.environ.setdefault("DVC_NO_ANALYTICS", "1")
+    from dvc.repo import Repo
+
+    try:
+        repo = Repo(str(root))
+    except Exception as exc:  # noqa: BLE001 - DVC raises its own errors for a broken project
+        raise BadInput(f"not a usable DVC project: {_short(exc)}", file=rel(root / ".dvc" / "config")) from None
+    with repo:
+        if not (repo.config.get("remote") or {}):
+            gh.step(f"dvc-pull: no DVC remote in {rel(root)}; using the files in the work tree")
+            return
+        with gh.group(f"dvc pull {' '.join(targets)}"):
+            try:
+                stats = repo.pull(targets=[str(root / t) for t in targets])
+            except Exception as exc:  # noqa: BLE001 - network, credentials, missing cache: one line
+                raise InfraError(f"dvc pull {' '.join(targets)} failed in {rel(root)}: {_short(exc)}") from None
+            gh.step(f"dvc pull: {stats.get('fetched', 0)} file(s) fetched for {', '.join(targets)}")
 
 
 # ---------------------------------------------------------------------------- validation

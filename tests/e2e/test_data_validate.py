@@ -32,36 +32,28 @@ SUITE = {
     ],
 }
 
-CALLER = """\
-name: dv-caller
-on: [push]
-permissions: {}
-jobs:
-  good:
+JOB = """\
+  {job}:
     uses: leanops/leanops/.github/workflows/data-validate.yml@main
     permissions:
       contents: read
     with:
-      data: data/good.csv
+      data: data/{job}.csv
       suite: expectations/small.json
       dvc-pull: false
-      artifact-name: ARTIFACT-good
-  bad:
-    uses: leanops/leanops/.github/workflows/data-validate.yml@main
-    permissions:
-      contents: read
-    with:
-      data: data/bad.csv
-      suite: expectations/small.json
-      dvc-pull: false
-      artifact-name: ARTIFACT-bad
+      artifact-name: {artifact}-{job}
 """
+
+
+def caller(artifact: str) -> str:
+    head = "name: dv-caller\non: [push]\npermissions: {}\njobs:\n"
+    return head + "".join(JOB.format(job=job, artifact=artifact) for job in ("good", "bad"))
 
 
 def test_good_data_passes_corrupted_data_fails_and_docs_are_uploaded(harness, tmp_path: Path) -> None:
     artifact = f"dv-{uuid.uuid4().hex[:8]}"
     repo = make_repo(tmp_path / "caller", {
-        ".github/workflows/ci.yml": CALLER.replace("ARTIFACT", artifact),
+        ".github/workflows/ci.yml": caller(artifact),
         "data/good.csv": GOOD,
         "data/bad.csv": BAD,
         "expectations/small.json": json.dumps(SUITE, indent=2) + "\n",

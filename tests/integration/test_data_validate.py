@@ -256,3 +256,27 @@ def test_bad_input_exit_2_one_line(case: str, tmp_path: Path, runner_files: dict
     assert err[0].startswith(f"leanops data-validate: error: {expected}"), err[0]
     assert "Traceback" not in captured.err + captured.out
     assert "::error file=" in captured.out  # the same line as an annotation on the file
+
+
+def test_dvc_tracked_data_is_pulled_from_the_remote_first(tmp_path: Path, runner_files: dict[str, Path],
+                                                          monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("DVC_NO_ANALYTICS", "1")
+    from dvc.repo import Repo
+
+    proj = tmp_path / "proj"
+    proj.mkdir()
+    Repo.init(str(proj), no_scm=True).close()
+    (proj / ".dvc" / "config").write_text(f"[core]\n    no_scm = True\n    remote = local\n"
+                                          f"['remote \"local\"']\n    url = {tmp_path / 'remote'}\n")
+    write(proj / "data" / "good.csv", HEADER + GOOD_ROWS)
+    with Repo(str(proj)) as repo:
+        repo.add(str(proj / "data" / "good.csv"))
+        assert repo.push() == 1
+    (proj / "data" / "good.csv").unlink()  # a fresh checkout: only data/good.csv.dvc is there
+    monkeypatch.chdir(proj)
+    assert validate(tmp_path, "data/good.csv", suite_file(tmp_path), "--dvc-pull", "true") == 0
+    assert (proj / "data" / "good.csv").read_text() == HEADER + GOOD_ROWS
+    assert outputs(runner_files)["evaluated"] == "5"
+    # without the pull the file is missing: bad input, exit 2
+    (proj / "data" / "good.csv").unlink()
+    assert validate(tmp_path, "data/good.csv", suite_file(tmp_path), "--dvc-pull", "false") == 2

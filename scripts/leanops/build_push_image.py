@@ -276,7 +276,7 @@ def build_args(p: Plan, model: Model, revision: str) -> dict[str, str]:
     return args
 
 
-def docker_build(ctx: Path, args: dict[str, str]) -> str:
+def docker_build(ctx: Path, args: dict[str, str], *, no_cache: bool = False) -> str:
     """BuildKit through Debian's docker CLI (the SDK has no build secrets); returns the image id."""
     # Debian's CLI has BuildKit built in; a newer CLI elsewhere on PATH may want buildx
     cli = os.environ.get("LEANOPS_DOCKER_CLI") or (DOCKER_CLI if Path(DOCKER_CLI).is_file() else shutil.which("docker"))
@@ -287,6 +287,8 @@ def docker_build(ctx: Path, args: dict[str, str]) -> str:
     ca = os.environ.get("LEANOPS_BUILD_CA") or os.environ.get("PIP_CERT") or CA_BUNDLE
     if Path(ca).is_file():
         cmd += ["--secret", f"id=ca,src={ca}"]
+    if no_cache:
+        cmd.append("--no-cache")
     for key, value in args.items():
         cmd += ["--build-arg", f"{key}={value}"]
     cmd.append(str(ctx))

@@ -7,7 +7,6 @@ from __future__ import annotations
 import io
 import json
 import os
-import socket
 import subprocess
 import sys
 import tarfile
@@ -20,7 +19,7 @@ import pytest
 from leanops.harness import REGISTRY, ensure_base_image
 
 from ..conftest import make_repo
-from ..unit.test_serve import churn_rows, expected, save_churn_model
+from ..unit.test_serve import churn_rows, expected, free_port, save_churn_model, wait_ready
 
 pytestmark = pytest.mark.e2e
 
@@ -76,12 +75,6 @@ def registry_tags(repo_path: str) -> list[str]:
         raise
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 @pytest.fixture(scope="module")
 def base_image(harness) -> str:
     return ensure_base_image()
@@ -131,25 +124,19 @@ def test_pulled_by_digest_serves_what_mlflow_predicts(built: dict[str, str], pro
     container = client.containers.run(built["image"], detach=True, ports={"8080/tcp": ("127.0.0.1", port)})
     try:
         base = f"http://127.0.0.1:{port}"
-        deadline = time.monotonic() + 120
-        while True:
-            try:
-                with urllib.request.urlopen(f"{base}/ready", timeout=2) as resp:
-                    if resp.status == 200:
-                        break
-            except OSError:
-                pass
+
+        def dead() -> str:
             container.reload()
-            assert container.status == "running", container.logs().decode()[-2000:]
-            assert time.monotonic() < deadline, container.logs().decode()[-2000:]
-            time.sleep(1)
+            return "" if container.status == "running" else container.logs().decode()[-2000:]
+
+        wait_ready(base, dead)
         rows = churn_rows(60)
         body = json.dumps({"records": json.loads(rows.to_json(orient="records"))}).encode()
         req = urllib.request.Request(f"{base}/predict", data=body, headers={"Content-Type": "application/json"})
         with urllib.request.urlopen(req, timeout=30) as resp:
             answer = json.loads(resp.read())
             version = resp.headers["X-Model-Version"]
-        assert answer["predictions"] == expected(project / "model", rows)
+        assert answer["predictions"] == expected(project.parent / "model-src", rows)
         assert version == labels["io.leanops.model.version"]
         with urllib.request.urlopen(f"{base}/metrics", timeout=10) as resp:
             families = {f.name: f for f in text_string_to_metric_families(resp.read().decode())}

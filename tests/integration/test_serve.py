@@ -6,10 +6,8 @@ from __future__ import annotations
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
-import time
 import urllib.request
 from pathlib import Path
 
@@ -17,13 +15,7 @@ import pytest
 
 from leanops.serve import model_digest
 
-from ..unit.test_serve import churn_rows, expected, save_churn_model
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
+from ..unit.test_serve import churn_rows, expected, free_port, save_churn_model, wait_ready
 
 
 @pytest.fixture(scope="module")
@@ -41,17 +33,7 @@ def test_serve_process_end_to_end(model_dir: Path, tmp_path: Path) -> None:
                             stderr=subprocess.PIPE, text=True)
     base = f"http://127.0.0.1:{port}"
     try:
-        deadline = time.monotonic() + 90
-        while True:
-            assert proc.poll() is None, proc.stderr.read() if proc.stderr else ""
-            try:
-                with urllib.request.urlopen(f"{base}/ready", timeout=2) as resp:
-                    if resp.status == 200:
-                        break
-            except OSError:
-                pass
-            assert time.monotonic() < deadline
-            time.sleep(0.3)
+        wait_ready(base, lambda: "" if proc.poll() is None else (proc.stderr.read() if proc.stderr else "exited"))
         rows = churn_rows(25)
         records = json.loads(rows.to_json(orient="records"))
         req = urllib.request.Request(f"{base}/predict", data=json.dumps({"records": records}).encode(),

@@ -471,6 +471,8 @@ class DatasetResult:
 def _jsonable(value: Any) -> Any:
     if value is None:
         return None
+    if type(value).__module__ == "numpy" and hasattr(value, "item"):
+        value = value.item()  # numpy scalars: bool_, int64, float64 -> Python
     if isinstance(value, float) and math.isnan(value):
         return None
     if isinstance(value, (str, int, float, bool)):
@@ -784,7 +786,7 @@ def profile(df: Any, *, margin: float, max_categories: int) -> list[dict[str, An
                                         "max_value": _num(high, is_int)},
                              "meta": {"note": f"observed {_num(lo, is_int)} to {_num(hi, is_int)}; "
                                       f"widened by {margin:.0%} of the range"}})
-        elif distinct <= max_categories and distinct < rows:
+        elif (is_bool or dtype in ("object", "string", "category")) and distinct <= max_categories and distinct < rows:
             exps.append({"type": "expect_column_values_to_be_in_set",
                          "kwargs": {"column": column, "value_set": sorted(_jsonable(v) for v in values.unique())},
                          "meta": dict(meta)})

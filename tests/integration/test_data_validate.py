@@ -280,3 +280,29 @@ def test_dvc_tracked_data_is_pulled_from_the_remote_first(tmp_path: Path, runner
     # without the pull the file is missing: bad input, exit 2
     (proj / "data" / "good.csv").unlink()
     assert validate(tmp_path, "data/good.csv", suite_file(tmp_path), "--dvc-pull", "false") == 2
+
+
+def test_init_handles_bools_dates_nulls_and_parquet(tmp_path: Path, runner_files: dict[str, Path]) -> None:
+    import pandas as pd
+
+    n = 60
+    df = pd.DataFrame({
+        "key": [f"k{i:03d}" for i in range(n)],
+        "active": [i % 3 == 0 for i in range(n)],
+        "day": pd.date_range("2026-01-01", periods=n, freq="D"),
+        "score": [None if i % 10 == 0 else i / 7 for i in range(n)],
+        "level": [i % 4 for i in range(n)],
+    })
+    df.to_parquet(tmp_path / "d.parquet")
+    suite = tmp_path / "s.json"
+    assert cli.main(["data-validate", "init", str(tmp_path / "d.parquet"), "--suite", str(suite)]) == 0
+    exps = json.loads(suite.read_text())["expectations"]
+    by = {(e["type"], e["kwargs"].get("column")): e["kwargs"] for e in exps}
+    assert by[("expect_column_values_to_be_in_set", "active")]["value_set"] == [False, True]
+    assert ("expect_column_values_to_be_in_set", "day") not in by  # dates get a type, not a set
+    assert 0.8 <= by[("expect_column_values_to_not_be_null", "score")]["mostly"] < 0.9
+    assert ("expect_column_values_to_be_unique", "key") in by
+    assert by[("expect_column_values_to_be_between", "level")] == {"column": "level", "min_value": 0, "max_value": 4}
+    # the data it profiled passes it
+    assert validate(tmp_path, str(tmp_path / "d.parquet"), suite) == 0
+    assert outputs(runner_files)["failed"] == "0"

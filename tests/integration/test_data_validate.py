@@ -306,3 +306,14 @@ def test_init_handles_bools_dates_nulls_and_parquet(tmp_path: Path, runner_files
     # the data it profiled passes it
     assert validate(tmp_path, str(tmp_path / "d.parquet"), suite) == 0
     assert outputs(runner_files)["failed"] == "0"
+
+
+@pytest.mark.parametrize("fmt", ["BASIC", "COMPLETE"])
+def test_result_format_changes_the_first_pass_not_the_verdict(fmt: str, tmp_path: Path,
+                                                              runner_files: dict[str, Path]) -> None:
+    write(tmp_path / "data.csv", HEADER + GOOD_ROWS.replace("3,13.5,b\n", "3,99.5,b\n"))
+    assert validate(tmp_path, "data.csv", suite_file(tmp_path), "--result-format", fmt) == 1
+    result = json.loads((tmp_path / "out/result.json").read_text())
+    assert result["result_format"] == fmt and result["failed"] == 1
+    between = next(r for r in result["datasets"][0]["results"] if not r["success"])
+    assert between["unexpected_values"] == [99.5] and between["observed"].startswith("1 unexpected")

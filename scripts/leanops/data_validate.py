@@ -90,7 +90,6 @@ class Settings:
     result_format: str
     result_file: Path
     data_docs: Path | None
-    config_path: str
 
 
 def settings(args: argparse.Namespace) -> Settings:
@@ -127,7 +126,6 @@ def settings(args: argparse.Namespace) -> Settings:
         result_format=fmt,
         result_file=(rf_base / (result_file or DEFAULT_RESULT_FILE)).resolve(),
         data_docs=docs_path.resolve() if docs_path else None,
-        config_path=str(cfg.path or config.DEFAULT_FILE),
     )
 
 
@@ -293,8 +291,10 @@ def expand(patterns: list[str]) -> list[Path]:
             files += matches
         else:
             files.append(Path(pattern))
-    seen: set[Path] = set()
-    return [f for f in files if not (f.resolve() in seen or seen.add(f.resolve()))]  # type: ignore[func-returns-value]
+    unique: dict[Path, Path] = {}
+    for f in files:  # a file named twice is read once, in its first place
+        unique.setdefault(f.resolve(), f)
+    return list(unique.values())
 
 
 def read_table(path: Path) -> Any:

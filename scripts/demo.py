@@ -43,10 +43,14 @@ jobs:
           extras: train-with-cache
       - name: config
         run: leanops config > /dev/null && echo "DEMO-STAGE config ok"
-      - name: pipeline
-        run: |
-          python -m dvc repro --quiet
-          echo "DEMO-STAGE pipeline ok $(tr -d '\\n ' < metrics/eval.json)"
+      - id: train
+        uses: leanops/leanops/actions/train-with-cache@main
+      - name: train-with-cache
+        run: echo "DEMO-STAGE train-with-cache ok skipped=$SKIPPED $MODEL_URI roc_auc=$AUC"
+        env:
+          SKIPPED: ${{{{ steps.train.outputs.skipped }}}}
+          MODEL_URI: ${{{{ steps.train.outputs.model-uri }}}}
+          AUC: ${{{{ fromJSON(steps.train.outputs.metrics).roc_auc }}}}
 """
 
 

@@ -75,18 +75,39 @@ def make_repo(path: Path, files: dict[str, str], *, origin: str = "https://githu
     return path
 
 
-@pytest.fixture(scope="session")
-def mlflow_server(tmp_path_factory: pytest.TempPathFactory):
-    """A real `mlflow server` on 127.0.0.1 (free port, sqlite backend, artifacts in a tmp dir); yields its URI."""
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that nothing listens on (at the time of asking)."""
     import socket
-    import sys
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def wait_for_http(url: str, *, alive=lambda: True, timeout: float = 120.0) -> bool:
+    """Poll ``url`` until it answers 200; False when ``alive()`` turns false or the time is up."""
     import time
     import urllib.request
 
+    deadline = time.monotonic() + timeout
+    while alive() and time.monotonic() < deadline:
+        try:
+            with urllib.request.urlopen(url, timeout=2) as resp:
+                if resp.status == 200:
+                    return True
+        except OSError:
+            pass
+        time.sleep(0.5)
+    return False
+
+
+@pytest.fixture(scope="session")
+def mlflow_server(tmp_path_factory: pytest.TempPathFactory):
+    """A real `mlflow server` on 127.0.0.1 (free port, sqlite backend, artifacts in a tmp dir); yields its URI."""
+    import sys
+
     base = tmp_path_factory.mktemp("mlflow-server")
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
+    port = free_port()
     uri = f"http://127.0.0.1:{port}"
     env = dict(os.environ, DO_NOT_TRACK="1", MLFLOW_DISABLE_TELEMETRY="true")
     env.pop("MLFLOW_TRACKING_URI", None)
@@ -98,18 +119,9 @@ def mlflow_server(tmp_path_factory: pytest.TempPathFactory):
          "--workers", "1"],
         stdout=log, stderr=subprocess.STDOUT, env=env, cwd=base, start_new_session=True,
     )
-    deadline = time.monotonic() + 120
     try:
-        while True:
-            try:
-                with urllib.request.urlopen(f"{uri}/health", timeout=2) as resp:
-                    if resp.status == 200:
-                        break
-            except OSError:
-                pass
-            if proc.poll() is not None or time.monotonic() > deadline:
-                raise RuntimeError(f"mlflow server did not start: {(base / 'server.log').read_text()[-2000:]}")
-            time.sleep(0.5)
+        if not wait_for_http(f"{uri}/health", alive=lambda: proc.poll() is None):
+            raise RuntimeError(f"mlflow server did not start: {(base / 'server.log').read_text()[-2000:]}")
         yield uri
     finally:
         proc.terminate()

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import os
 import shutil
-import socket
 import subprocess
 import sys
 import textwrap
@@ -14,7 +13,7 @@ import pytest
 
 from leanops import cli
 
-from ..conftest import ROOT
+from ..conftest import ROOT, free_port
 from ..unit.test_gh import parse_outputs
 
 for _key, _value in (("DO_NOT_TRACK", "1"), ("MLFLOW_DISABLE_TELEMETRY", "true"), ("DVC_NO_ANALYTICS", "1")):
@@ -183,9 +182,7 @@ def test_unreachable_server_exits_3_naming_the_masked_uri(
     monkeypatch.chdir(repo)
     monkeypatch.setenv("LEANOPS_TRACKING_RETRIES", "3")
     monkeypatch.setenv("LEANOPS_TRACKING_BACKOFF", "0.1")
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]  # closed again: nothing listens there
+    port = free_port()  # nothing listens there
     uri = f"http://ci-user:s3cr3t-pw@127.0.0.1:{port}"
     assert train(repo, uri, "tiny") == 3
     captured = capsys.readouterr()

@@ -33,6 +33,7 @@ DEFAULT_ALIAS = "challenger"
 DOCKER_CLI = "/usr/bin/docker"
 CA_BUNDLE = "/etc/ssl/certs/ca-certificates.crt"
 SEMVER = re.compile(r"^v?(\d+)\.(\d+)\.(\d+)(?:[-+][0-9A-Za-z.-]+)?$")
+UNREACHABLE = re.compile(r"connection refused|no such host|i/o timeout|dial tcp|connection reset|no route to host")
 TAG_LOCK = "leanops.dvc_lock_sha256"  # train-with-cache's data hash tag on the run and the version
 
 
@@ -55,6 +56,8 @@ class Plan:
     root: Path
     username: str = ""
     password: str = field(default="", repr=False)
+    model_name: str = ""
+    tracking_uri: str = ""  # train-with-cache.tracking-uri in leanops.yml
 
     @property
     def repository(self) -> str:
@@ -119,7 +122,8 @@ def plan(args: argparse.Namespace) -> Plan:
     gh.mask(password)
     return Plan(model_uri=model_uri, registry=registry, image=image, version=version.lstrip("v"),
                 base_image=args.base_image or section.get("base-image") or "", dockerfile=dockerfile_path,
-                push=args.push, root=cfg.root, username=username, password=password)
+                push=args.push, root=cfg.root, username=username, password=password, model_name=name,
+                tracking_uri=cfg.section("train-with-cache").get("tracking-uri") or "")
 
 
 # ---------------------------------------------------------------------------- the model
@@ -335,6 +339,8 @@ def _push(client: Any, repo: str, tag: str, registry: str) -> str:
         for event in client.api.push(repo, tag=tag, stream=True, decode=True):
             if "error" in event:
                 detail = " ".join(str(event.get("error")).split())[:300]
+                if UNREACHABLE.search(detail):
+                    raise InfraError(f"registry {registry} unreachable: push of {repo}:{tag} failed: {detail}")
                 raise InfraError(f"registry {registry} refused the push of {repo}:{tag}: {detail}")
             aux = event.get("aux") or {}
             digest = aux.get("Digest", digest)
@@ -368,8 +374,11 @@ def publish(client: Any, p: Plan, image_id: str, tags: list[str]) -> str:
         try:
             client.login(username=p.username, password=p.password, registry=p.registry_host, reauth=True)
         except docker.errors.APIError as exc:
+            detail = " ".join(str(exc.explanation or exc).split())[:200]
+            if UNREACHABLE.search(detail):
+                raise InfraError(f"registry {p.registry_host} unreachable for login: {detail}") from None
             raise InfraError(f"registry {p.registry_host} refused the login of {p.username or '(no user)'}: "
-                             f"{' '.join(str(exc.explanation or exc).split())[:200]}") from None
+                             f"{detail}") from None
         except Exception as exc:  # noqa: BLE001 - unreachable and the like
             raise InfraError(f"registry {p.registry_host} unreachable for login: {' '.join(str(exc).split())[:200]}") \
                 from None
@@ -404,15 +413,13 @@ def publish(client: Any, p: Plan, image_id: str, tags: list[str]) -> str:
 def run(args: argparse.Namespace) -> int:
     tracking.quiet_env()
     p = plan(args)
-    cfg = config.load(args.config)
-    configured = (cfg.section("train-with-cache").get("tracking-uri") or None)
     from .harness import _docker_client
 
     t0 = time.monotonic()
     with tempfile.TemporaryDirectory(prefix="leanops-build-") as tmp:
         ctx = Path(tmp) / "context"
         ctx.mkdir()
-        model = fetch_model(p, ctx / "model", args.tracking_uri, configured, cfg.model_name or "")
+        model = fetch_model(p, ctx / "model", args.tracking_uri, p.tracking_uri or None, p.model_name)
         gh.step(f"model files sha256:{model.sha256}")
         client = _docker_client()
         try:

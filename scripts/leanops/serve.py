@@ -304,6 +304,7 @@ def create_app(state: ModelState, *, log_predictions: str = "") -> Any:
     from fastapi import FastAPI, Request
     from fastapi.responses import JSONResponse, PlainTextResponse, Response
     from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+    from starlette.concurrency import run_in_threadpool
 
     app = FastAPI(title=f"leanops serve: {state.name}", version=state.version, docs_url=None, redoc_url=None)
     metrics = Metrics(state)
@@ -351,7 +352,8 @@ def create_app(state: ModelState, *, log_predictions: str = "") -> Any:
         except InvalidInput as exc:
             return JSONResponse({"detail": exc.problems}, status_code=422)
         try:
-            predictions = _jsonable(state.model.predict(frame))
+            # off the event loop: /health and /metrics stay responsive while a large batch predicts
+            predictions = _jsonable(await run_in_threadpool(state.model.predict, frame))
         except Exception as exc:  # noqa: BLE001 - the model's own failure is the client's 500, in one line
             return JSONResponse({"detail": " ".join(f"{type(exc).__name__}: {exc}".split())[:500]},
                                 status_code=500)

@@ -189,8 +189,15 @@ def test_an_unreachable_registry_is_one_line_exit_3(built: dict[str, str], proje
                               "--image", "churn", "--base-image", base_image)
     assert res.returncode == 3, res.stderr[-3000:]
     last = res.stderr.strip().splitlines()[-1]
-    assert last.startswith("leanops build-push-image: error: registry 127.0.0.1:5999") and "Traceback" not in res.stderr
-    assert "digest" not in outputs
+    assert last.startswith("leanops build-push-image: error: registry 127.0.0.1:5999 unreachable: push of")
+    assert "Traceback" not in res.stderr and "digest" not in outputs
+    res, outputs = build_push(project, "--model-uri", "model", "--registry", "127.0.0.1:5999/nowhere",
+                              "--image", "churn", "--base-image", base_image,
+                              env={"LEANOPS_REGISTRY_USERNAME": "u", "LEANOPS_REGISTRY_PASSWORD": "s3cret-pw"})
+    assert res.returncode == 3, res.stderr[-3000:]
+    last = res.stderr.strip().splitlines()[-1]
+    assert last.startswith("leanops build-push-image: error: registry 127.0.0.1:5999 unreachable for login")
+    assert "s3cret-pw" not in res.stdout + res.stderr
 
 
 CALLER = """\
@@ -242,3 +249,64 @@ def test_reusable_workflow_under_act_pushes_by_digest(harness, base_image: str, 
     head = subprocess.run(["git", "rev-parse", "HEAD"], cwd=repo, capture_output=True, text=True).stdout.strip()
     assert registry_digest("leanops-act/churn-act", f"sha-{head[:7]}") == digest
     shutil.rmtree(repo / "model", ignore_errors=True)
+
+
+class _Refusing:
+    """A registry on loopback that takes the login u:good and denies every push (403), or any other login (401)."""
+
+    def __enter__(self) -> str:
+        import base64
+        import threading
+        from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+        good = "Basic " + base64.b64encode(b"u:good").decode()
+
+        class Handler(BaseHTTPRequestHandler):
+            def _answer(self) -> None:
+                length = int(self.headers.get("Content-Length") or 0)
+                if length:
+                    self.rfile.read(length)
+                if self.headers.get("Authorization") != good:
+                    status, body = 401, b'{"errors": [{"code": "UNAUTHORIZED", "message": "authentication required"}]}'
+                elif self.path.rstrip("/") == "/v2":
+                    status, body = 200, b"{}"
+                else:
+                    status, body = 403, b'{"errors": [{"code": "DENIED", "message": "push denied by policy"}]}'
+                self.send_response(status)
+                if status == 401:
+                    self.send_header("WWW-Authenticate", 'Basic realm="test"')
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Docker-Distribution-API-Version", "registry/2.0")
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+            do_GET = do_HEAD = do_POST = do_PUT = do_PATCH = _answer  # noqa: N815
+
+            def log_message(self, *args: object) -> None:
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+        return f"127.0.0.1:{self.server.server_address[1]}"
+
+    def __exit__(self, *exc: object) -> None:
+        self.server.shutdown()
+
+
+def test_login_and_push_refused_are_one_line_exit_3(built: dict[str, str], project: Path, base_image: str) -> None:
+    with _Refusing() as address:
+        common = ["--model-uri", "model", "--registry", f"{address}/ns", "--image", "churn", "--base-image", base_image]
+        res, outputs = build_push(project, *common,
+                                  env={"LEANOPS_REGISTRY_USERNAME": "u", "LEANOPS_REGISTRY_PASSWORD": "wrong-pw"})
+        assert res.returncode == 3, res.stderr[-3000:]
+        last = res.stderr.strip().splitlines()[-1]
+        assert last.startswith(f"leanops build-push-image: error: registry {address} refused the login of u")
+        assert "wrong-pw" not in res.stdout + res.stderr and "digest" not in outputs
+        res, outputs = build_push(project, *common,
+                                  env={"LEANOPS_REGISTRY_USERNAME": "u", "LEANOPS_REGISTRY_PASSWORD": "good"})
+        assert res.returncode == 3, res.stderr[-3000:]
+        last = res.stderr.strip().splitlines()[-1]
+        assert last.startswith(f"leanops build-push-image: error: registry {address} refused the push of "
+                               f"{address}/ns/churn:build-"), last
+        assert "digest" not in outputs

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import subprocess
@@ -244,3 +245,41 @@ def test_failure_before_registration_leaves_no_half_registered_version(
     assert [v.version for v in versions] == [out["model-version"]]
     assert client.get_model_version_by_alias(model, "challenger").version == out["model-version"]
     assert client.get_run(out["run-id"]).info.status == "FINISHED"
+
+
+SCORED_STAGE = """\
+    import json, pickle, yaml
+    from sklearn.dummy import DummyClassifier
+    c = yaml.safe_load(open("params.yaml"))["train"]["C"]
+    pickle.dump(DummyClassifier().fit([[0], [1]], [0, 1]), open("model.pkl", "wb"))
+    json.dump({"roc_auc": c / 10}, open("metrics.json", "w"))
+"""
+
+
+def test_matrix_legs_then_select_points_challenger_at_the_best(
+    tmp_path: Path, runner_files, mlflow_server: str, client, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    model = "tiny-matrix"
+    results = tmp_path / "results"
+    versions = {}
+    for i, c in enumerate((5.0, 2.0)):  # the better leg registers first; the second takes the alias
+        repo = tiny_repo(tmp_path / f"leg{i}", stage_code=SCORED_STAGE)
+        monkeypatch.chdir(repo)
+        runner_files["GITHUB_OUTPUT"].write_text("")
+        assert train(repo, mlflow_server, model, "--param-overrides", json.dumps({"train.C": c}),
+                     "--batch", "42-1") == 0
+        out = outputs(runner_files["GITHUB_OUTPUT"])
+        versions[c] = out["model-version"]
+        (results / f"leanops-train-{i}").mkdir(parents=True)
+        shutil.copy(out["result-file"], results / f"leanops-train-{i}" / "result.json")
+        assert client.get_run(out["run-id"]).data.tags["leanops.batch"] == "42-1"
+    assert client.get_model_version_by_alias(model, "challenger").version == versions[2.0]
+
+    runner_files["GITHUB_OUTPUT"].write_text("")
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", mlflow_server)
+    assert cli.main(["train-with-cache", "select", "--results", str(results), "--select-metric", "roc_auc",
+                     "--model-name", model]) == 0
+    out = outputs(runner_files["GITHUB_OUTPUT"])
+    assert out["model-version"] == versions[5.0] and json.loads(out["metrics"]) == {"roc_auc": 0.5}
+    assert client.get_model_version_by_alias(model, "challenger").version == versions[5.0]
+    assert "best of 2 by roc_auc" in runner_files["GITHUB_STEP_SUMMARY"].read_text()

@@ -18,8 +18,8 @@ import pytest
 
 from leanops.harness import REGISTRY, ensure_base_image
 
-from ..conftest import make_repo
-from ..unit.test_serve import churn_rows, expected, free_port, save_churn_model, wait_ready
+from ..conftest import free_port, make_repo, wait_for_http
+from ..unit.test_serve import churn_rows, expected, save_churn_model
 
 pytestmark = pytest.mark.e2e
 
@@ -125,11 +125,11 @@ def test_pulled_by_digest_serves_what_mlflow_predicts(built: dict[str, str], pro
     try:
         base = f"http://127.0.0.1:{port}"
 
-        def dead() -> str:
+        def alive() -> bool:
             container.reload()
-            return "" if container.status == "running" else container.logs().decode()[-2000:]
+            return bool(container.status == "running")
 
-        wait_ready(base, dead)
+        assert wait_for_http(f"{base}/ready", alive=alive), container.logs().decode()[-2000:]
         rows = churn_rows(60)
         body = json.dumps({"records": json.loads(rows.to_json(orient="records"))}).encode()
         req = urllib.request.Request(f"{base}/predict", data=body, headers={"Content-Type": "application/json"})

@@ -15,7 +15,8 @@ import pytest
 
 from leanops.serve import model_digest
 
-from ..unit.test_serve import churn_rows, expected, free_port, save_churn_model, wait_ready
+from ..conftest import free_port, wait_for_http
+from ..unit.test_serve import churn_rows, expected, save_churn_model
 
 
 @pytest.fixture(scope="module")
@@ -33,7 +34,8 @@ def test_serve_process_end_to_end(model_dir: Path, tmp_path: Path) -> None:
                             stderr=subprocess.PIPE, text=True)
     base = f"http://127.0.0.1:{port}"
     try:
-        wait_ready(base, lambda: "" if proc.poll() is None else (proc.stderr.read() if proc.stderr else "exited"))
+        assert wait_for_http(f"{base}/ready", alive=lambda: proc.poll() is None, timeout=90), (
+            proc.stderr.read() if proc.stderr and proc.poll() is not None else "not ready")
         rows = churn_rows(25)
         records = json.loads(rows.to_json(orient="records"))
         req = urllib.request.Request(f"{base}/predict", data=json.dumps({"records": records}).encode(),

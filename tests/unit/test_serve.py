@@ -4,12 +4,8 @@ from __future__ import annotations
 
 import json
 import pickle
-import socket
 import subprocess
 import sys
-import time
-import urllib.request
-from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -39,28 +35,6 @@ def save_churn_model(dst: Path, *, signature: bool = True) -> Path:
     mlflow.sklearn.save_model(model, str(dst), signature=infer_signature(x, model.predict(x)) if signature else None,
                               pip_requirements=["scikit-learn", "pandas"], serialization_format="cloudpickle")
     return dst
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-def wait_ready(base: str, dead: Callable[[], str], timeout: float = 120) -> None:
-    """Poll ``base/ready`` until it answers 200; ``dead()`` returns a reason (logs) once the server is gone."""
-    deadline = time.monotonic() + timeout
-    while True:
-        try:
-            with urllib.request.urlopen(f"{base}/ready", timeout=2) as resp:
-                if resp.status == 200:
-                    return
-        except OSError:
-            pass
-        reason = dead()
-        assert not reason, reason
-        assert time.monotonic() < deadline, f"{base} not ready within {timeout:.0f}s"
-        time.sleep(0.3)
 
 
 @pytest.fixture(scope="module")

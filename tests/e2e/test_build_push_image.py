@@ -241,6 +241,7 @@ def test_reusable_workflow_under_act_pushes_by_digest(harness, base_image: str, 
     res = harness.run(ActRun(repo=repo), log=log)
     out = res.stdout + res.stderr
     assert res.returncode == 0, out[-6000:]
+    assert "Main actions/cache/restore" not in out and "Main actions/cache/save" not in out  # no cache restored
     m = re.search(r"out-digest=(sha256:[0-9a-f]{64}) out-image=(\S+)", out)
     assert m, out[-4000:]
     digest, image = m.groups()

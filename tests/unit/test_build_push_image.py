@@ -118,3 +118,21 @@ def test_requirements_are_locked_with_hashes(tmp_path: Path) -> None:
         assert name in text, name
     assert "--hash=sha256:" in text and "\nleanops" not in text and "-e " not in text
     assert "\nmlflow==" not in text and "great-expectations" not in text
+
+
+def test_the_publish_path_restores_no_cache_and_alone_may_write_packages() -> None:
+    import yaml
+
+    root = bpi.kit_root()
+    action = yaml.safe_load((root / "actions/build-push-image/action.yml").read_text())
+    setup, run = action["runs"]["steps"]
+    assert setup["uses"] == "leanops/leanops@main" and setup["with"]["extras"] == "build-push-image"
+    assert setup["with"]["cache"] == "false"
+    assert run["run"] == "leanops build-push-image" and all(k.startswith(("LEANOPS_", "DO_NOT", "MLFLOW_"))
+                                                            for k in run["env"])
+    workflow_text = (root / ".github/workflows/build-push-image.yml").read_text()
+    assert "actions/cache" not in workflow_text and "actions/cache" not in yaml.safe_dump(action)
+    job = yaml.safe_load(workflow_text)["jobs"]["image"]
+    assert job["permissions"] == {"contents": "read", "packages": "write"}
+    others = [p for p in (root / ".github/workflows").glob("*.yml") if p.name != "build-push-image.yml"]
+    assert not [p.name for p in others if "packages: write" in p.read_text()]

@@ -179,10 +179,12 @@ def validate(records: list[dict[str, Any]], columns: list[Column]) -> Any:
     import pandas as pd
 
     problems: dict[tuple[str, str], list[int]] = {}
+    gaps: set[str] = set()
     for i, rec in enumerate(records):
         for col in columns:
             value = rec.get(col.name)
             if value is None:
+                gaps.add(col.name)
                 if col.required:
                     problems.setdefault((col.name, "missing"), []).append(i)
                 continue
@@ -192,12 +194,9 @@ def validate(records: list[dict[str, Any]], columns: list[Column]) -> Any:
         raise InvalidInput([
             {"field": name, "error": error, "rows": rows[:20]} for (name, error), rows in problems.items()
         ])
-    frame = pd.DataFrame({c.name: [r.get(c.name) for r in records] for c in columns})
-    for col in columns:
-        if frame[col.name].isna().any():
-            continue  # an optional column left out: let MLflow's own schema handling decide
-        frame[col.name] = frame[col.name].astype(COLUMN_TYPES[col.type][1])
-    return frame
+    frame = pd.DataFrame.from_records(records, columns=[c.name for c in columns])
+    # an optional column left out keeps its NaN: MLflow's own schema handling decides about it
+    return frame.astype({c.name: COLUMN_TYPES[c.type][1] for c in columns if c.name not in gaps})
 
 
 def _jsonable(values: Any) -> list[Any]:

@@ -172,6 +172,7 @@ def main() -> int:
     args = ap.parse_args()
 
     import docker
+    import docker.errors
 
     from leanops import fsutil, harness
 
@@ -195,7 +196,14 @@ def main() -> int:
         changed = sum(1 for a, b in zip(layers_a, layers_b, strict=False) if a != b)
         out.update({"size_mb": size / 1e6, "cold_build_s": cold, "model_only_build_s": model_only,
                     "model_only_ratio": model_only / cold, "layers": len(layers_a), "layers_changed": changed})
-        out["serving"] = serve_bench(image_a, args)
+        try:
+            out["serving"] = serve_bench(image_a, args)
+        finally:
+            for image in (image_a, image_b):
+                try:
+                    client.images.remove(image, force=True)
+                except docker.errors.APIError:
+                    pass
     print("| measure | value | target |")
     print("| --- | --- | --- |")
     print(f"| image size | {out['size_mb']:.0f} MB | <= 450 MB |")

@@ -7,11 +7,13 @@ from __future__ import annotations
 import io
 import json
 import os
+import re
 import subprocess
 import sys
 import tarfile
 import time
 import urllib.request
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -78,6 +80,32 @@ def registry_tags(repo_path: str) -> list[str]:
 @pytest.fixture(scope="module")
 def base_image(harness) -> str:
     return ensure_base_image()
+
+
+OURS = re.compile(r"^127\.0\.0\.1:\d+/(leanops-tests|leanops-act|nowhere|ns)/")
+
+
+@pytest.fixture(scope="module", autouse=True)
+def remove_our_images() -> Iterator[None]:
+    """The engine is shared: remove the server images this module built, tagged or pulled (layers stay cached)."""
+    import datetime as dt
+
+    started = dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%S")
+    yield
+    try:
+        import docker
+
+        client = docker.from_env()
+    except Exception:  # noqa: BLE001 - no engine: nothing to clean
+        return
+    for image in client.images.list(filters={"label": "io.leanops.model.name"}):
+        refs = image.tags + [d.split("@")[0] for d in image.attrs.get("RepoDigests") or []]
+        # ours: every reference in a test repository, or none left (superseded) and built during this module
+        if all(OURS.match(r) for r in refs) and (refs or image.attrs.get("Created", "") >= started):
+            try:
+                client.images.remove(image.id, force=True)  # every reference is ours
+            except docker.errors.APIError:
+                pass
 
 
 @pytest.fixture(scope="module")
@@ -229,7 +257,6 @@ jobs:
 
 def test_reusable_workflow_under_act_pushes_by_digest(harness, base_image: str, tmp_path: Path) -> None:
     """The kit's reusable workflow, called as an adopter would, builds and pushes to the local registry."""
-    import re
     import shutil
 
     from leanops.harness import ActRun

@@ -347,3 +347,152 @@ def _all_versions(store: Reader, name: str) -> list[VersionInfo]:
         rows = store._query("SELECT version, run_id, source FROM model_versions WHERE name = ?", (name,))
         return [VersionInfo(name, str(v), r or "", s or "") for v, r, s in rows]
     return []
+
+
+# ---------------------------------------------------------------------------- registry reads and writes (gate-metrics)
+
+
+@dataclass
+class VersionDetail:
+    """A model version with its tags (what promotion recorded on it) and creation time (ms)."""
+
+    info: VersionInfo
+    tags: dict[str, str] = field(default_factory=dict)
+    created: int = 0
+
+
+def _detail(mv: dict[str, Any]) -> VersionDetail:
+    tags = mv.get("tags") or []
+    pairs = tags.items() if isinstance(tags, dict) else ((t["key"], t.get("value", "")) for t in tags)
+    return VersionDetail(_version(mv), {str(k): str(v) for k, v in pairs}, int(mv.get("creation_timestamp") or 0))
+
+
+def _client_detail(mv: Any) -> VersionDetail:
+    info = VersionInfo(mv.name, str(mv.version), mv.run_id or "", mv.source or "", list(mv.aliases or []))
+    return VersionDetail(info, dict(mv.tags or {}), int(mv.creation_timestamp or 0))
+
+
+def mlflow_client(uri: str) -> Any:
+    """An ``MlflowClient`` on ``uri`` (tracking and registry), telemetry off, retries bounded."""
+    configure_mlflow(uri)
+    from mlflow import MlflowClient
+
+    return MlflowClient(uri, registry_uri=uri)
+
+
+_MISSING_CODES = ("RESOURCE_DOES_NOT_EXIST", "INVALID_PARAMETER_VALUE")
+
+
+def mlflow_call(uri: str, what: str, fn: Any, *args: Any, missing: Any = BadInput, **kwargs: Any) -> Any:
+    """``fn(*args, **kwargs)`` with the mlflow library's exceptions turned into one-line leanops errors.
+
+    A missing resource (or a rejected value) returns ``missing`` when given, else is BadInput (2); anything
+    else (unreachable, 5xx) is InfraError (3) naming the masked URI.
+    """
+    try:
+        return fn(*args, **kwargs)
+    except (BadInput, InfraError):
+        raise
+    except Exception as exc:  # noqa: BLE001 - every mlflow failure ends in one line
+        code = str(getattr(exc, "error_code", "") or "")
+        text = " ".join(str(exc).split())[:300]
+        if code in _MISSING_CODES or code == "RESOURCE_ALREADY_EXISTS":
+            if missing is not BadInput and code in _MISSING_CODES:
+                return missing
+            raise BadInput(f"{what}: {text}") from None
+        raise InfraError(f"tracking server {mask_uri(uri)}: {what} failed: {text}") from None
+
+
+def version_detail(uri: str, name: str, version: str) -> VersionDetail | None:
+    """One model version with its tags; None when it does not exist."""
+    store = reader(uri)
+    if isinstance(store, RestReader):
+        mv = store.request("GET", "model-versions/get", {"name": name, "version": str(version)}).get("model_version")
+        return _detail(mv) if mv else None
+    if isinstance(store, SqliteReader):
+        rows = store._query("SELECT version, run_id, source, creation_time FROM model_versions WHERE name = ? "
+                            "AND version = ? AND current_stage != 'Deleted_Internal'", (name, int(version)))
+        if not rows:
+            return None
+        v, run_id, source, created = rows[0]
+        tags = dict(store._query("SELECT key, value FROM model_version_tags WHERE name = ? AND version = ?",
+                                 (name, int(version))))
+        info = VersionInfo(name, str(v), run_id or "", source or "", store._aliases(name, str(v)))
+        return VersionDetail(info, {k: v or "" for k, v in tags.items()}, int(created or 0))
+    client = mlflow_client(uri)
+    mv = mlflow_call(uri, f"model {name} version {version}", client.get_model_version, name, str(version),
+                     missing=None)
+    return _client_detail(mv) if mv is not None else None
+
+
+def alias_detail(uri: str, name: str, alias: str) -> VersionDetail | None:
+    """The version behind ``models:/NAME@alias`` with its tags; None when no version has the alias."""
+    store = reader(uri)
+    if store is not None:
+        found = store.alias(name, alias)
+        return version_detail(uri, name, found.version) if found else None
+    client = mlflow_client(uri)
+    mv = mlflow_call(uri, f"model {name} alias {alias}", client.get_model_version_by_alias, name, alias,
+                     missing=None)
+    return _client_detail(mv) if mv is not None else None
+
+
+def model_versions(uri: str, name: str, limit: int = 1000) -> list[VersionDetail]:
+    """Every version of a registered model with its tags, oldest first."""
+    store = reader(uri)
+    out: list[VersionDetail] = []
+    if isinstance(store, RestReader):
+        token = ""
+        while len(out) < limit:
+            params: dict[str, Any] = {"filter": f"name = '{name}'", "max_results": min(limit, 1000)}
+            if token:
+                params["page_token"] = token
+            found = store.request("GET", "model-versions/search", params)
+            out += [_detail(mv) for mv in found.get("model_versions") or []]
+            token = found.get("next_page_token") or ""
+            if not token:
+                break
+    elif isinstance(store, SqliteReader):
+        rows = store._query("SELECT version FROM model_versions WHERE name = ? AND current_stage != 'Deleted_Internal'",
+                            (name,))
+        out = [d for (v,) in rows if (d := version_detail(uri, name, str(v))) is not None]
+    else:
+        client = mlflow_client(uri)
+        found = mlflow_call(uri, f"versions of model {name}", client.search_model_versions, f"name = '{name}'",
+                            max_results=limit)
+        out = [_client_detail(mv) for mv in found]
+    return sorted(out, key=lambda d: int(d.info.version))
+
+
+def run_metrics(uri: str, run_id: str) -> dict[str, float] | None:
+    """The latest value of each metric of a run (NaN kept as NaN); None when the run does not exist."""
+    store = reader(uri)
+    if isinstance(store, RestReader):
+        run = store.request("GET", "runs/get", {"run_id": run_id}).get("run")
+        if not run:
+            return None
+        return {m["key"]: float(m["value"]) for m in (run.get("data") or {}).get("metrics") or []}
+    if isinstance(store, SqliteReader):
+        if not store._query("SELECT 1 FROM runs WHERE run_uuid = ?", (run_id,)):
+            return None
+        rows = store._query("SELECT key, value, is_nan FROM latest_metrics WHERE run_uuid = ?", (run_id,))
+        return {k: float("nan") if is_nan else float(v) for k, v, is_nan in rows}
+    client = mlflow_client(uri)
+    run = mlflow_call(uri, f"run {run_id}", client.get_run, run_id, missing=None)
+    return None if run is None else {k: float(v) for k, v in run.data.metrics.items()}
+
+
+def download_artifact(uri: str, run_id: str, path: str, dest: Path) -> Path | None:
+    """One artifact of a run into ``dest`` (a folder); None when the run has no such artifact."""
+    configure_mlflow(uri)
+    import mlflow.artifacts
+
+    def fetch() -> str | None:
+        try:
+            return str(mlflow.artifacts.download_artifacts(run_id=run_id, artifact_path=path, dst_path=str(dest),
+                                                           tracking_uri=uri))
+        except OSError:  # a local store's missing file
+            return None
+
+    local = mlflow_call(uri, f"artifact {path} of run {run_id}", fetch, missing=None)
+    return Path(local) if local else None

@@ -1,0 +1,229 @@
+"""``leanops gate-metrics``: the candidate model against thresholds and against the champion.
+
+    leanops gate-metrics [run]   gate the candidate (metrics input or file, or an MLflow run/version) on the
+                                 gates of leanops.yml and against the champion (MLflow alias champion, the
+                                 base branch's metrics file, or a file); paired bootstrap when per-example
+                                 predictions exist for both; fairness (fairlearn) and latency gates; report in
+                                 the job summary and one sticky pull-request comment
+    leanops gate-metrics promote move the alias champion to the candidate, previous-champion to the old one,
+                                 and record who, when, the commit and the metrics on the versions
+
+Exit codes: 0 passed, 1 a gate failed, 2 configuration error (unknown metric, contradictory thresholds),
+3 tracking server or GitHub API unreachable after retries.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import time
+from pathlib import Path
+from typing import Any
+
+from .. import config as cfgmod
+from .. import gh, tracking
+from ..errors import BadInput
+from ..flags import add_flag, parse_bool
+from . import report
+from .gates import DP_RATIO, EO_DIFF, LATENCY_BATCH, LATENCY_SINGLE, Gate, check_known, evaluate, parse_gates, passed
+from .sources import Settings, Side
+
+SECTION = "gate-metrics"
+
+
+def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+    p = sub.add_parser(SECTION, help="gate the candidate model on thresholds and against the champion")
+    p.add_argument("action", nargs="?", default=os.environ.get("LEANOPS_COMMAND") or "run",
+                   choices=["run", "promote"],
+                   help="run (default; env LEANOPS_COMMAND): gate the candidate; promote: make it the champion")
+    add_flag(p, "--working-directory", help="the folder holding leanops.yml (paths are relative to it)", default=".")
+    add_flag(p, "--model-name", help="registered model name (default: model.name in leanops.yml)", default="")
+    add_flag(p, "--model-version", default="",
+             help="the candidate's registered version (train-with-cache's model-version; default: the alias "
+                  "challenger when the champion comes from MLflow)")
+    add_flag(p, "--run-id", default="", help="the candidate's MLflow run (train-with-cache's run-id)")
+    add_flag(p, "--metrics", default="",
+             help='the candidate\'s metrics as a JSON object (train-with-cache\'s metrics output), e.g. {"f1": 0.6}')
+    add_flag(p, "--metrics-file", default="",
+             help="the candidate's metrics file (default: leanops.yml, else the metrics of dvc.yaml)")
+    add_flag(p, "--champion", default="", choices=["", "mlflow", "base-branch", "file"],
+             help="where the champion comes from (default: leanops.yml, else mlflow)")
+    add_flag(p, "--champion-file", default="", help="the champion's metrics file when champion is file")
+    add_flag(p, "--base-ref", default="", help="the base branch when champion is base-branch (default: the PR's base)")
+    add_flag(p, "--tracking-uri", default="",
+             help="MLflow tracking URI (default: MLFLOW_TRACKING_URI, leanops.yml, else the embedded local store)")
+    add_flag(p, "--comment", kind="bool", default=True, help="post the report as one sticky pull-request comment")
+    add_flag(p, "--rollback", kind="bool", default=False,
+             help="promote: make previous-champion the champion again (instead of the candidate)")
+    add_flag(p, "--any-branch", kind="bool", default=False,
+             help="promote: allow promotion from a branch other than the default branch")
+    p.set_defaults(func=run)
+
+
+def settings(args: argparse.Namespace) -> Settings:
+    root = Path(args.working_directory or ".").resolve()
+    if not root.is_dir():
+        raise BadInput(f"working-directory: {args.working_directory!r} is not a directory")
+    os.chdir(root)
+    cfg = cfgmod.load(args.config)
+    section = cfg.section(SECTION)
+    return Settings(
+        root=root, cfg=cfg, section=section, model_name=args.model_name or cfg.model_name or "",
+        champion=args.champion or str(section.get("champion") or "mlflow"), champion_file=args.champion_file,
+        metrics_json=args.metrics, metrics_file=args.metrics_file, run_id=args.run_id.strip(),
+        model_version=args.model_version.strip(), base_ref=args.base_ref, tracking_flag=args.tracking_uri,
+        comment=parse_bool(args.comment), history=int(section.get("history") or 10),
+    )
+
+
+def run(args: argparse.Namespace) -> int:
+    tracking.quiet_env()
+    s = settings(args)
+    if args.action == "promote":
+        from .promote import promote
+
+        return promote(s, rollback=parse_bool(args.rollback), any_branch=parse_bool(args.any_branch))
+    return gate(s)
+
+
+# ---------------------------------------------------------------------------- the gate
+
+
+def predictions_path(s: Settings) -> tuple[Path | None, str]:
+    name = s.bootstrap.get("predictions")
+    return (s.root / str(name), str(name)) if name else (None, "")
+
+
+def read_table(s: Settings, path: Path, shown: str) -> Any:
+    from .bootstrap import read_predictions
+
+    b = s.bootstrap
+    return read_predictions(path, shown=shown, id_column=b.get("id-column"), label=b.get("label-column", "y_true"),
+                            prediction=b.get("prediction-column", "y_pred"), score=b.get("score-column", "y_score"))
+
+
+def latency_rows(s: Settings) -> tuple[Path | None, str]:
+    """The evaluation rows: latency.data, else the CSV/Parquet input of the stage writing the predictions."""
+    lat = s.section.get("latency") or {}
+    if lat.get("data"):
+        return s.root / str(lat["data"]), str(lat["data"])
+    _, predictions = predictions_path(s)
+    if not predictions:
+        return None, ""
+    from .sources import dvc_entries
+
+    stages = {stage for path, stage in dvc_entries(s.root, "outs") + dvc_entries(s.root, "metrics")
+              if os.path.normpath(path) == os.path.normpath(predictions)}
+    for path, stage in dvc_entries(s.root, "deps"):
+        if stage in stages and path.endswith((".csv", ".parquet")) and os.path.normpath(path) != predictions:
+            return s.root / path, path
+    return None, ""
+
+
+def measure_latency(s: Settings, cand: Side, gates: list[Gate], notes: list[str]) -> dict[str, float]:
+    if not any(g.metric in (LATENCY_SINGLE, LATENCY_BATCH) for g in gates):
+        return {}
+    from . import measure
+
+    path, shown = latency_rows(s)
+    if path is None or not path.is_file():
+        why = f"the evaluation rows {shown} are not in the workspace" if shown else "no evaluation rows"
+        notes.append(f"latency not measured: {why} (set gate-metrics.latency.data; in a separate job, `dvc pull` "
+                     "them or run the gate in the training job)")
+        gh.warning(notes[-1], file=s.file, line=s.line("latency"), title="leanops gate-metrics")
+        return {}
+    lat = s.section.get("latency") or {}
+    rows = measure.read_rows(path, shown, list(lat.get("exclude-columns") or []))
+    model_uri = f"models:/{s.model_name}/{cand.version}" if cand.version else ""
+    model_path = (s.cfg.data.get("model") or {}).get("path")
+    with gh.group("latency"):
+        predict, what = measure.load_model(model_uri, s.tracking_uri() if model_uri else "",
+                                           s.root / model_path if model_path else None)
+        found = measure.latency(predict, rows, lat)
+    notes.append(f"latency: p95 of {what}'s predict on {shown} ({len(rows)} rows): "
+                 f"{found[LATENCY_SINGLE]:.2f} ms for one row, {found[LATENCY_BATCH]:.2f} ms for "
+                 f"{int(lat.get('batch-size') or 256)} rows; measured in-process on this runner")
+    return found
+
+
+def gate(s: Settings) -> int:
+    from . import sources
+
+    start = time.monotonic()
+    gates = parse_gates(s.section, s.cfg)
+    if not gates:
+        raise BadInput("gate-metrics.gates: no gates; expected at least one metric, e.g. gates: {roc_auc: {min: 0.7}}",
+                       file=s.file, line=s.cfg.line_of(SECTION))
+    cand = sources.candidate(s)
+    champ, history = sources.champion(s)
+    notes: list[str] = []
+    computed = set()
+
+    # per-example predictions: fairness for both sides, the paired bootstrap between them
+    pred_path, pred_shown = predictions_path(s)
+    cand_table = champ_table = None
+    if pred_path is not None:
+        if not pred_path.is_file():
+            raise BadInput(f"bootstrap.predictions: {pred_shown} not found; expected the candidate's per-example "
+                           "predictions", file=s.file, line=s.line("bootstrap", "predictions"))
+        cand_table = read_table(s, pred_path, pred_shown)
+    if champ is not None and champ.predictions is not None:
+        if not champ.predictions.is_file():
+            raise BadInput(f"bootstrap.champion-predictions: {champ.predictions_shown} not found", file=s.file,
+                           line=s.line("bootstrap", "champion-predictions"))
+        champ_table = read_table(s, champ.predictions, champ.predictions_shown)
+
+    column = (s.section.get("fairness") or {}).get("sensitive-column")
+    if column:
+        computed |= {DP_RATIO, EO_DIFF}
+        fairness_of(s, cand, cand_table, column, notes)
+        if champ is not None:
+            fairness_of(s, champ, champ_table, column, [])
+    latency = measure_latency(s, cand, gates, notes)
+    computed |= set(latency)
+    cand.metrics.update(latency)
+    if any(g.metric in (LATENCY_SINGLE, LATENCY_BATCH) for g in gates):
+        computed |= {LATENCY_SINGLE, LATENCY_BATCH}
+
+    known = set(champ.metrics if champ else {}) | computed | {k for p in history for k in p.metrics}
+    check_known(gates, cand.metrics, known, s.cfg)
+
+    intervals: dict[str, Any] = {}
+    if cand_table is not None and champ_table is not None:
+        from .bootstrap import METRICS, intervals_for
+
+        b = s.bootstrap
+        with gh.group("paired bootstrap"):
+            intervals, why = intervals_for(cand_table, champ_table, [g.metric for g in gates], b)
+        if why:
+            notes.append(f"paired bootstrap skipped: {why}; regressions are judged on the point values")
+            gh.warning(notes[-1], file=s.file, line=s.line("bootstrap"), title="leanops gate-metrics")
+        elif intervals:
+            level = float(b.get("level") or 0.05)
+            shown = champ.predictions_shown if champ else ""
+            notes.append(f"paired bootstrap: {int(b.get('iterations') or 1000)} resamples of the {len(cand_table)} "
+                         f"examples both models were scored on ({pred_shown} vs {shown}), paired by "
+                         f"{cand_table.id_name}; a regression beyond the allowance fails only when the "
+                         f"{1 - level:.0%} interval of the difference lies entirely beyond it (intervals for "
+                         f"{', '.join(sorted(intervals))}; computable: {', '.join(sorted(METRICS))})")
+    elif champ is not None and pred_path is not None:
+        notes.append("paired bootstrap not run: no champion predictions on the same evaluation set "
+                     f"(champion source {s.champion}); regressions are judged on the point values")
+
+    verdicts = evaluate(gates, cand.metrics, champ.metrics if champ else None, intervals)
+    result = report.Result(passed(verdicts), verdicts, cand, champ, history, notes, s.champion)
+    report.publish(s, result, time.monotonic() - start)
+    return 0
+
+
+def fairness_of(s: Settings, side: Side, table: Any, column: str, notes: list[str]) -> None:
+    from . import measure
+
+    if table is None:
+        if notes is not None and side.predictions is None and not s.bootstrap.get("predictions"):
+            notes.append("fairness not measured: no per-example predictions (set gate-metrics.bootstrap.predictions)")
+        return
+    if column not in table.columns:
+        notes.append(f"fairness not measured: {table.path} has no column {column!r}")
+        return
+    side.metrics.update({k: v for k, v in measure.fairness(table, column).items() if k not in side.metrics})

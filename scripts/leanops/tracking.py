@@ -428,6 +428,12 @@ def version_detail(uri: str, name: str, version: str) -> VersionDetail | None:
 def alias_detail(uri: str, name: str, alias: str) -> VersionDetail | None:
     """The version behind ``models:/NAME@alias`` with its tags; None when no version has the alias."""
     store = reader(uri)
+    if isinstance(store, RestReader):
+        # registered-models/alias answers a missing alias with HTTP 400 (INVALID_PARAMETER_VALUE); the model's
+        # own record lists its aliases, and a missing model is RESOURCE_DOES_NOT_EXIST
+        model = store.request("GET", "registered-models/get", {"name": name}).get("registered_model") or {}
+        versions = [a.get("version") for a in model.get("aliases") or [] if a.get("alias") == alias]
+        return version_detail(uri, name, str(versions[0])) if versions else None
     if store is not None:
         found = store.alias(name, alias)
         return version_detail(uri, name, found.version) if found else None

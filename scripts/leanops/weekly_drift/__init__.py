@@ -404,8 +404,7 @@ def chart(results: list[Any]) -> str:
         return ""
     names = ", ".join('"' + r.column.replace('"', "'").replace("\n", " ")[:24] + '"' for r in shown)
     values = ", ".join(f"{min(r.strength, CHART_CAP):.3f}" for r in shown)
-    top = max(CHART_CAP if any(r.strength >= CHART_CAP for r in shown) else 0,
-              math.ceil(max(2.0, *(min(r.strength, CHART_CAP) for r in shown))))
+    top = math.ceil(max([2.0] + [min(r.strength, CHART_CAP) for r in shown]))
     ones = ", ".join("1" for _ in shown)
     return ("```mermaid\nxychart-beta\n"
             '  title "Drift score relative to its threshold (1 and above: drifted)"\n'

@@ -172,8 +172,13 @@ def normalise_records(table: Any, name: str, prediction_column: str = "predictio
     if "inputs" not in table.column_names:
         return table
     inputs = table["inputs"]
-    if inputs.null_count:
-        raise BadInput("some lines have no \"inputs\"; expected every line in one shape", file=name)
+    if inputs.null_count:  # flat records mixed with {"inputs": ...} lines: each part on its own
+        has = pc.is_valid(inputs)
+        nested = normalise_records(table.filter(has), name, prediction_column)
+        flat = table.filter(pc.invert(has))
+        flat = flat.select([c for c in flat.column_names if c not in ("inputs", "predictions", *LOG_METADATA)
+                            and flat[c].null_count < flat.num_rows])
+        return pa.concat_tables([nested, flat], promote_options="permissive")
     preds_name = next((c for c in ("predictions", "prediction") if c in table.column_names), None)
     if pa.types.is_list(inputs.type) or pa.types.is_large_list(inputs.type):
         records = pc.list_flatten(inputs)

@@ -72,6 +72,8 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     add_flag(p, "--retrain-workflow", help="workflow file (or id) to dispatch on drift; needs actions: write "
              "(default: weekly-drift.retrain-workflow, else none)")
     add_flag(p, "--retrain-ref", help="branch or tag the retraining runs on (default: GITHUB_REF_NAME, else main)")
+    add_flag(p, "--dispatch", kind="bool", default=True, help="dispatch retrain-workflow here on drift; false leaves "
+             "it to a later job (the output retrain-workflow names it)")
     add_flag(p, "--open-issue", kind="bool", default=True, help="open (or comment on) the leanops:drift issue on drift")
     add_flag(p, "--fail-on-insufficient-data", kind="bool", default=False,
              help="exit 1 instead of 0 when there are too few rows for a verdict")
@@ -111,6 +113,7 @@ class Settings:
     prediction_column: str
     retrain_workflow: str
     retrain_ref: str
+    dispatch: bool
     open_issue: bool
     fail_on_insufficient_data: bool
     report_dir: Path
@@ -171,6 +174,7 @@ def settings(args: argparse.Namespace) -> Settings:
         prediction_column=str(pick(args.prediction_column, "prediction-column", "prediction")),
         retrain_workflow=str(pick(args.retrain_workflow, "retrain-workflow", "")),
         retrain_ref=args.retrain_ref or os.environ.get("GITHUB_REF_NAME") or "main",
+        dispatch=bool(args.dispatch),
         open_issue=bool(args.open_issue),
         fail_on_insufficient_data=bool(args.fail_on_insufficient_data),
         report_dir=(base / report_dir).resolve(),
@@ -197,7 +201,7 @@ class Outcome:
     skipped: dict[str, str] = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)
 
-    def outputs(self, report_dir: Path) -> dict[str, Any]:
+    def outputs(self, s: Settings) -> dict[str, Any]:
         return {
             "drift-detected": self.drift_detected,
             "drift-share": "" if self.drift_share is None else f"{self.drift_share:.4f}",
@@ -205,7 +209,8 @@ class Outcome:
             "prediction-drift": self.prediction_drift,
             "issue-number": "" if self.issue_number is None else str(self.issue_number),
             "retrain-dispatched": self.retrain_dispatched,
-            "report-dir": str(report_dir),
+            "retrain-workflow": s.retrain_workflow,
+            "report-dir": str(s.report_dir),
         }
 
 
@@ -352,7 +357,7 @@ def run(args: argparse.Namespace) -> int:
 def finish(s: Settings, out: Outcome, reference: Any, current: Any) -> None:
     """The JSON result, the outputs and the job summary (also when something failed half-way)."""
     atomic_write_json(s.report_dir / "result.json", result_json(s, out, reference, current))
-    gh.set_outputs(out.outputs(s.report_dir))
+    gh.set_outputs(out.outputs(s))
     gh.add_summary(summary(s, out, reference, current))
 
 
@@ -503,7 +508,7 @@ def dispatch(workflow: str, ref: str) -> None:
 def alert(s: Settings, out: Outcome, reference: Any, current: Any) -> None:
     """On drift: dispatch the retraining (when set), then open or comment on the one issue."""
     failure: BadInput | None = None
-    if s.retrain_workflow:
+    if s.retrain_workflow and s.dispatch:
         try:
             dispatch(s.retrain_workflow, s.retrain_ref)
             out.retrain_dispatched = True

@@ -153,7 +153,7 @@ def test_unshifted_data_opens_no_issue(tmp_path: Path, runner_files, api_recorde
 
 def test_shifted_data_opens_one_issue_then_comments(tmp_path: Path, runner_files, api_recorder,
                                                       monkeypatch: pytest.MonkeyPatch) -> None:
-    current = churn(tmp_path, "current.csv", shift=1.0)
+    churn(tmp_path, "current.csv", shift=1.0)
     (tmp_path / "leanops.yml").write_text(
         "version: 1\nweekly-drift:\n  threshold: 0.3\n  min-rows: 200\n"
         f"  reference: {REFERENCE}\n  current: current.csv\n  ignore-columns: [customer_id]\n")

@@ -4,7 +4,8 @@ Candidate and champion are scored on the same evaluation set; their rows are pai
 Each resample draws the same example indices for both, so what varies between examples (hard and easy
 ones) cancels out and the interval of ``metric(candidate) - metric(champion)`` is much narrower than two
 separate intervals would suggest. Resamples are drawn as weight matrices (how often each example was drawn),
-and every metric is computed from weighted sums, so 1000 resamples of 10,000 rows take well under a second.
+and every metric is computed from weighted sums: 1000 resamples of 10,000 rows, three metrics, take about
+2 s on a loaded 2-core machine (bench/gate-metrics/run.py), 50-90x faster than resampling with scikit-learn.
 """
 
 from __future__ import annotations

@@ -196,3 +196,39 @@ def test_a_missing_version_and_an_unknown_run_are_configuration_errors(tmp_path:
     assert "model-version: nobody has no version 99" in capsys.readouterr().err
     assert cli.main([*base, "promote"]) == 2
     assert "no version of nobody has the alias challenger" in capsys.readouterr().err
+
+
+def test_the_embedded_sqlite_store_is_read_without_a_server(tmp_path: Path, runner_files: dict[str, Path],
+                                                            monkeypatch: pytest.MonkeyPatch) -> None:
+    """The store train-with-cache keeps in .leanops/mlflow when no server is configured: read with sqlite3."""
+    from mlflow import MlflowClient
+
+    for name in ("GITHUB_EVENT_PATH", "MLFLOW_TRACKING_URI"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("MLFLOW_ALLOW_FILE_STORE", "true")
+    root = tmp_path / "project"
+    (root / ".leanops/mlflow").mkdir(parents=True)
+    monkeypatch.chdir(root)
+    uri = f"sqlite:///{root / '.leanops/mlflow/mlflow.db'}"
+    client = MlflowClient(uri, registry_uri=uri)
+    (root / "leanops.yml").write_text(CONFIG.replace("  latency:\n    data: rows.csv\n    max-p95-single-ms: 2000\n"
+                                                     "    batch-size: 16\n    samples: 20\n", ""))
+    v1 = register(client, uri, {"roc_auc": 0.80, "f1": 0.70})
+    v2 = register(client, uri, {"roc_auc": 0.83, "f1": 0.72, "nan_metric": float("nan")})
+    write_candidate(root, {"roc_auc": 0.80, "f1": 0.70}, flipped=0.1, seed=1)
+    # no --tracking-uri: the embedded store under the working directory
+    base = ["gate-metrics", "--working-directory", str(root), "--comment", "false"]
+    assert cli.main([*base, "promote", "--model-version", v1]) == 0
+    write_candidate(root, {"roc_auc": 0.83, "f1": 0.72}, flipped=0.0)
+    assert cli.main([*base, "--run-id", client.get_model_version(MODEL, v2).run_id, "--metrics-file", ""]) == 0
+    out = parse_outputs(runner_files["GITHUB_OUTPUT"].read_text())
+    assert (out["passed"], out["candidate-version"], out["champion-version"]) == ("true", v2, v1)
+    report = json.loads(Path(out["report-file"]).read_text())
+    assert report["candidate"]["from"] == "metrics.json"  # leanops.yml's metrics-file wins over the run's metrics
+    assert report["champion"]["metrics"]["roc_auc"] == 0.80
+    assert "demographic_parity_ratio" in report["champion"]["metrics"]  # recorded at promotion
+    assert [h["label"] for h in report["history"]] == [f"v{v1}"]
+    assert any("paired bootstrap: 400 resamples" in n for n in report["notes"])
+    assert cli.main([*base, "promote", "--model-version", v2]) == 0
+    assert str(client.get_model_version_by_alias(MODEL, "previous-champion").version) == v1
+    assert client.get_model_version(MODEL, v1).tags["leanops.replaced_by"] == v2

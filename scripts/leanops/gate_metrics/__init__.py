@@ -26,6 +26,7 @@ from ..errors import BadInput
 from ..flags import add_flag, parse_bool
 from . import report
 from .gates import DP_RATIO, EO_DIFF, LATENCY_BATCH, LATENCY_SINGLE, Gate, check_known, evaluate, parse_gates, passed
+from .report import annotation_path
 from .sources import Settings, Side
 
 SECTION = "gate-metrics"
@@ -120,9 +121,8 @@ def latency_rows(s: Settings) -> tuple[Path | None, str]:
     return None, ""
 
 
-def measure_latency(s: Settings, cand: Side, gates: list[Gate], notes: list[str]) -> dict[str, float]:
-    if not any(g.metric in (LATENCY_SINGLE, LATENCY_BATCH) for g in gates):
-        return {}
+def measure_latency(s: Settings, cand: Side, notes: list[str]) -> dict[str, float]:
+    """p95 latencies of the candidate on the evaluation rows; {} (and a warning) when the rows are missing."""
     from . import measure
 
     path, shown = latency_rows(s)
@@ -130,7 +130,7 @@ def measure_latency(s: Settings, cand: Side, gates: list[Gate], notes: list[str]
         why = f"the evaluation rows {shown} are not in the workspace" if shown else "no evaluation rows"
         notes.append(f"latency not measured: {why} (set gate-metrics.latency.data; in a separate job, `dvc pull` "
                      "them or run the gate in the training job)")
-        gh.warning(notes[-1], file=s.file, line=s.line("latency"), title="leanops gate-metrics")
+        gh.warning(notes[-1], file=annotation_path(s.file), line=s.line("latency"), title="leanops gate-metrics")
         return {}
     lat = s.section.get("latency") or {}
     rows = measure.read_rows(path, shown, list(lat.get("exclude-columns") or []))
@@ -157,11 +157,11 @@ def gate(s: Settings) -> int:
     cand = sources.candidate(s)
     champ, history = sources.champion(s)
     notes: list[str] = []
-    computed = set()
+    computed: set[str] = set()
 
     # per-example predictions: fairness for both sides, the paired bootstrap between them
-    pred_path, pred_shown = predictions_path(s)
     cand_table = champ_table = None
+    pred_path, pred_shown = predictions_path(s)
     if pred_path is not None:
         if not pred_path.is_file():
             raise BadInput(f"bootstrap.predictions: {pred_shown} not found; expected the candidate's per-example "
@@ -176,52 +176,55 @@ def gate(s: Settings) -> int:
     column = (s.section.get("fairness") or {}).get("sensitive-column")
     if column:
         computed |= {DP_RATIO, EO_DIFF}
-        fairness_of(s, cand, cand_table, column, notes)
+        fairness_of(cand, cand_table, column, notes)
         if champ is not None:
-            fairness_of(s, champ, champ_table, column, [])
-    latency = measure_latency(s, cand, gates, notes)
-    computed |= set(latency)
-    cand.metrics.update(latency)
+            fairness_of(champ, champ_table, column, [])
     if any(g.metric in (LATENCY_SINGLE, LATENCY_BATCH) for g in gates):
         computed |= {LATENCY_SINGLE, LATENCY_BATCH}
+        cand.metrics.update(measure_latency(s, cand, notes))
 
     known = set(champ.metrics if champ else {}) | computed | {k for p in history for k in p.metrics}
     check_known(gates, cand.metrics, known, s.cfg)
-
-    intervals: dict[str, Any] = {}
-    if cand_table is not None and champ_table is not None:
-        from .bootstrap import METRICS, intervals_for
-
-        b = s.bootstrap
-        with gh.group("paired bootstrap"):
-            intervals, why = intervals_for(cand_table, champ_table, [g.metric for g in gates], b)
-        if why:
-            notes.append(f"paired bootstrap skipped: {why}; regressions are judged on the point values")
-            gh.warning(notes[-1], file=s.file, line=s.line("bootstrap"), title="leanops gate-metrics")
-        elif intervals:
-            level = float(b.get("level") or 0.05)
-            shown = champ.predictions_shown if champ else ""
-            notes.append(f"paired bootstrap: {int(b.get('iterations') or 1000)} resamples of the {len(cand_table)} "
-                         f"examples both models were scored on ({pred_shown} vs {shown}), paired by "
-                         f"{cand_table.id_name}; a regression beyond the allowance fails only when the "
-                         f"{1 - level:.0%} interval of the difference lies entirely beyond it (intervals for "
-                         f"{', '.join(sorted(intervals))}; computable: {', '.join(sorted(METRICS))})")
-    elif champ is not None and pred_path is not None:
-        notes.append("paired bootstrap not run: no champion predictions on the same evaluation set "
-                     f"(champion source {s.champion}); regressions are judged on the point values")
-
+    intervals = bootstrap_intervals(s, gates, cand_table, champ, champ_table, notes)
     verdicts = evaluate(gates, cand.metrics, champ.metrics if champ else None, intervals)
     result = report.Result(passed(verdicts), verdicts, cand, champ, history, notes, s.champion)
     report.publish(s, result, time.monotonic() - start)
     return 0
 
 
-def fairness_of(s: Settings, side: Side, table: Any, column: str, notes: list[str]) -> None:
+def bootstrap_intervals(s: Settings, gates: list[Gate], cand_table: Any, champ: Side | None, champ_table: Any,
+                        notes: list[str]) -> dict[str, Any]:
+    """The paired bootstrap's intervals when both sides have predictions; a note says what happened."""
+    if champ is None or cand_table is None:
+        return {}
+    if champ_table is None:
+        notes.append("paired bootstrap not run: no champion predictions on the same evaluation set "
+                     f"(champion source {s.champion}); regressions are judged on the point values")
+        return {}
+    from .bootstrap import METRICS, intervals_for
+
+    b = s.bootstrap
+    with gh.group("paired bootstrap"):
+        intervals, why = intervals_for(cand_table, champ_table, [g.metric for g in gates], b)
+    if why:
+        notes.append(f"paired bootstrap skipped: {why}; regressions are judged on the point values")
+        gh.warning(notes[-1], file=annotation_path(s.file), line=s.line("bootstrap"), title="leanops gate-metrics")
+    elif intervals:
+        level = float(b.get("level") or 0.05)
+        notes.append(f"paired bootstrap: {int(b.get('iterations') or 1000)} resamples of the {len(cand_table)} "
+                     f"examples both models were scored on ({cand_table.path} vs {champ.predictions_shown}), "
+                     f"paired by {cand_table.id_name}; a regression beyond the allowance fails only when the "
+                     f"{1 - level:.0%} interval of the difference lies entirely beyond it (intervals for "
+                     f"{', '.join(sorted(intervals))}; computable: {', '.join(sorted(METRICS))})")
+    return intervals
+
+
+def fairness_of(side: Side, table: Any, column: str, notes: list[str]) -> None:
+    """Fairness over ``column`` of one side's predictions, unless its metrics already hold it."""
     from . import measure
 
     if table is None:
-        if notes is not None and side.predictions is None and not s.bootstrap.get("predictions"):
-            notes.append("fairness not measured: no per-example predictions (set gate-metrics.bootstrap.predictions)")
+        notes.append("fairness not measured: no per-example predictions (set gate-metrics.bootstrap.predictions)")
         return
     if column not in table.columns:
         notes.append(f"fairness not measured: {table.path} has no column {column!r}")

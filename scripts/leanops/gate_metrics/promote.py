@@ -94,7 +94,7 @@ def metrics_to_record(s: Settings, uri: str, target: tracking.VersionDetail, rol
     path, shown = predictions_path(s)
     column = (s.section.get("fairness") or {}).get("sensitive-column")
     if column and path is not None and path.is_file():
-        fairness_of(s, side, read_table(s, path, shown), column, [])
+        fairness_of(side, read_table(s, path, shown), column, [])
         metrics.update(side.metrics)
     return {k: v for k, v in metrics.items() if math.isfinite(v)}
 

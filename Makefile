@@ -8,6 +8,8 @@ export UV_PYTHON_DOWNLOADS := never
 export DO_NOT_TRACK := 1
 export MLFLOW_DISABLE_TELEMETRY := true
 export GX_ANALYTICS_ENABLED := false
+# uv keys its build of leanops on this (pyproject.toml's cache-keys), as scripts/bootstrap.py does
+export LEANOPS_BUILD_KEY := $(shell sha256sum pyproject.toml | cut -c1-16)
 export DVC_NO_ANALYTICS := 1
 
 .PHONY: setup engine lint unit e2e test demo bench release

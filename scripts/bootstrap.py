@@ -173,6 +173,15 @@ def first_error(stderr: str) -> str:
     return lines[-1] if lines else "no message"
 
 
+def build_key() -> str:
+    """What uv keys its build of leanops on (pyproject's cache-keys): the content of pyproject.toml.
+
+    uv's default key is the file's ctime, which a new checkout of the kit (every CI job) changes, turning a
+    warm install into a rebuild of the project.
+    """
+    return hashlib.sha256((KIT / "pyproject.toml").read_bytes()).hexdigest()[:16]
+
+
 def cmd_install() -> None:
     start = time.monotonic()
     extras = requested_extras()
@@ -187,6 +196,7 @@ def cmd_install() -> None:
         "UV_PROJECT_ENVIRONMENT": str(venv),
         "UV_PYTHON_DOWNLOADS": "never",
         "UV_NO_PROGRESS": "1",
+        "LEANOPS_BUILD_KEY": build_key(),
     })
     if os.environ.get("SSL_CERT_FILE") or os.environ.get("PIP_CERT"):
         env.setdefault("SSL_CERT_FILE", os.environ.get("PIP_CERT", ""))

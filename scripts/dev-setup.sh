@@ -18,5 +18,8 @@ if [ ! -x "$UV" ]; then
   .tools/uv/bin/python -m pip install --quiet --require-hashes -r scripts/uv-requirements.txt
 fi
 export UV_PYTHON_DOWNLOADS=never
+# uv keys its build of leanops on this (pyproject.toml's cache-keys), as scripts/bootstrap.py does
+LEANOPS_BUILD_KEY="${LEANOPS_BUILD_KEY:-$(sha256sum pyproject.toml | cut -c1-16)}"
+export LEANOPS_BUILD_KEY
 "$UV" sync --frozen --all-extras --quiet
 echo "dev-setup: $("$UV" --version); $(.venv/bin/leanops --version)"

@@ -233,7 +233,13 @@ class RestReader:
         return [_version(v) for v in found.get("model_versions") or []]
 
     def alias(self, name: str, alias: str) -> VersionInfo | None:
-        mv = self.request("GET", "registered-models/alias", {"name": name, "alias": alias}).get("model_version")
+        # registered-models/alias answers a missing alias with HTTP 400 (INVALID_PARAMETER_VALUE); the model's
+        # own record lists its aliases, and a missing model is RESOURCE_DOES_NOT_EXIST ({})
+        model = self.request("GET", "registered-models/get", {"name": name}).get("registered_model") or {}
+        versions = [str(a.get("version")) for a in model.get("aliases") or [] if a.get("alias") == alias]
+        if not versions:
+            return None
+        mv = self.request("GET", "model-versions/get", {"name": name, "version": versions[0]}).get("model_version")
         return _version(mv) if mv else None
 
     def set_alias(self, name: str, alias: str, version: str) -> None:
@@ -428,12 +434,6 @@ def version_detail(uri: str, name: str, version: str) -> VersionDetail | None:
 def alias_detail(uri: str, name: str, alias: str) -> VersionDetail | None:
     """The version behind ``models:/NAME@alias`` with its tags; None when no version has the alias."""
     store = reader(uri)
-    if isinstance(store, RestReader):
-        # registered-models/alias answers a missing alias with HTTP 400 (INVALID_PARAMETER_VALUE); the model's
-        # own record lists its aliases, and a missing model is RESOURCE_DOES_NOT_EXIST
-        model = store.request("GET", "registered-models/get", {"name": name}).get("registered_model") or {}
-        versions = [a.get("version") for a in model.get("aliases") or [] if a.get("alias") == alias]
-        return version_detail(uri, name, str(versions[0])) if versions else None
     if store is not None:
         found = store.alias(name, alias)
         return version_detail(uri, name, found.version) if found else None

@@ -597,6 +597,54 @@ def _load_model(s: Settings) -> Any:
                        line=s.cfg.line_of("model", "path")) from None
 
 
+def _example_path(s: Settings) -> tuple[Path | None, str]:
+    """model.input-example, else the CSV/Parquet input of the stage that writes model.path."""
+    explicit = (s.cfg.data.get("model") or {}).get("input-example")
+    if explicit:
+        return s.root / str(explicit), str(explicit)
+    target = os.path.normpath(s.model_path)
+    for stage in load_pipeline(s.root)["stages"].values():
+        outs = [str(p) for item in (stage.get("outs") or []) for p in (item if isinstance(item, dict) else {item: 0})]
+        if target in (os.path.normpath(o) for o in outs):
+            for dep in stage.get("deps") or []:
+                dep = str(dep)
+                if dep.endswith((".csv", ".parquet")):
+                    return s.root / dep, dep
+    return None, ""
+
+
+def _signature(s: Settings, model: Any) -> Any:
+    """The model's signature inferred from up to 100 example rows; None (and a warning) without them.
+
+    build-push-image and the model server need it: they check request bodies against its columns.
+    """
+    from mlflow.models import infer_signature
+
+    from .data_validate import read_table
+
+    path, shown = _example_path(s)
+    if path is None or not path.is_file():
+        gh.warning(f"model signature not inferred: {'no example rows' if not shown else shown + ' is missing'}; "
+                   "set model.input-example to rows the model accepts (build-push-image needs the signature)",
+                   file=str(s.cfg.path or "leanops.yml"), title="leanops train-with-cache")
+        return None
+    rows = read_table(path).head(100)  # BadInput names the file when it cannot be read
+    names = getattr(model, "feature_names_in_", None)
+    if names is not None:
+        missing = [str(n) for n in names if n not in rows.columns]
+        if missing:
+            raise BadInput(f"model.input-example: {shown} lacks the model's input columns {', '.join(missing)}; "
+                           "expected rows the model accepts", file=str(s.cfg.path or "leanops.yml"),
+                           line=s.cfg.line_of("model", "input-example"))
+        rows = rows[[str(n) for n in names]]
+    try:
+        return infer_signature(rows, model.predict(rows))
+    except Exception as exc:  # noqa: BLE001 - the adopter's model refused the example rows
+        raise BadInput(f"model.input-example: the model cannot predict the rows of {shown} "
+                       f"({type(exc).__name__}: {' '.join(str(exc).split())[:200]}); expected rows the model accepts",
+                       file=str(s.cfg.path or "leanops.yml"), line=s.cfg.line_of("model", "input-example")) from None
+
+
 def _fault(point: str) -> None:
     """Fault injection for the tests of the clean-up path (LEANOPS_TRAIN_FAULT=<point>)."""
     if os.environ.get("LEANOPS_TRAIN_FAULT") == point:
@@ -664,7 +712,7 @@ def log_and_register(s: Settings, uri: str, key: str, lock_hash: str, metrics: d
                     client.log_artifact(run_id, str(s.root / name), "metrics")
             with mlflow.start_run(run_id=run_id):
                 info = mlflow.sklearn.log_model(model, name="model", pip_requirements=_requirements(),
-                                                serialization_format="cloudpickle")
+                                                serialization_format="cloudpickle", signature=_signature(s, model))
             gh.step(f"logged run {run_id} ({len(params)} params, {len(metrics)} metrics, model)")
             _fault("before-register")
             if push:

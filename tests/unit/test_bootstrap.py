@@ -70,3 +70,18 @@ def test_missing_python_is_exit_2(tmp_path: Path) -> None:
     res = run(["install"], tmp_path, LEANOPS_PYTHON="python2.4", GITHUB_ACTIONS="true")
     assert res.returncode == 2
     assert "::error title=leanops setup::python: 'python2.4' not found on PATH" in res.stdout
+
+
+def test_build_key_is_the_content_of_pyproject_named_by_cache_keys() -> None:
+    """uv keys its build of leanops on LEANOPS_BUILD_KEY, which bootstrap derives from pyproject's content."""
+    import hashlib
+    import importlib.util
+
+    root = Path(__file__).resolve().parents[2]
+    spec = importlib.util.spec_from_file_location("bootstrap_under_test", root / "scripts" / "bootstrap.py")
+    assert spec and spec.loader
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    content = (root / "pyproject.toml").read_bytes()
+    assert module.build_key() == hashlib.sha256(content).hexdigest()[:16]
+    assert 'cache-keys = [{ env = "LEANOPS_BUILD_KEY" }]' in content.decode()

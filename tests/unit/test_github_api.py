@@ -95,7 +95,8 @@ def test_transient_errors_are_retried(api_recorder) -> None:
 
 def test_unreachable_api_is_infra_error() -> None:
     api = GitHubAPI(token="t", repository="a/b", api_url="http://127.0.0.1:9", retries=2, backoff=0.01)
-    with pytest.raises(InfraError, match=r"GET http://127.0.0.1:9/repos/a/b/issues\?.*: unreachable after 2 tries \(.*refused\)"):
+    expected = r"GET http://127.0.0.1:9/repos/a/b/issues\?.*: unreachable after 2 tries \(.*refused\)"
+    with pytest.raises(InfraError, match=expected):
         api.open_issues("x")
 
 

@@ -203,17 +203,26 @@ def test_sqlite_reader_on_a_missing_store_finds_nothing(tmp_path: Path) -> None:
 
 
 class _Flaky(http.server.BaseHTTPRequestHandler):
+    """MLflow 3's REST answers as observed: a missing alias on registered-models/alias is HTTP 400."""
+
     calls: list[str] = []
 
     def do_GET(self) -> None:  # noqa: N802 - http.server's name
         type(self).calls.append(self.headers.get("Authorization", ""))
+        path = self.path.split("?")[0].removeprefix("/api/2.0/mlflow/")
         if len(type(self).calls) < 3:
-            self.send_response(503)
-            self.end_headers()
-            return
-        body = json.dumps({"model_version": {"name": "m", "version": "7", "run_id": "r", "source": "s",
-                                             "aliases": ["challenger"]}}).encode()
-        self.send_response(200)
+            self._send(503, {})
+        elif path == "registered-models/get":
+            self._send(200, {"registered_model": {"name": "m", "aliases": [{"alias": "challenger", "version": "7"}]}})
+        elif path == "model-versions/get":
+            self._send(200, {"model_version": {"name": "m", "version": "7", "run_id": "r", "source": "s",
+                                               "aliases": ["challenger"]}})
+        else:
+            self._send(400, {"error_code": "INVALID_PARAMETER_VALUE", "message": "alias not found"})
+
+    def _send(self, status: int, payload: dict[str, object]) -> None:
+        body = json.dumps(payload).encode()
+        self.send_response(status)
         self.send_header("Content-Type", "application/json")
         self.end_headers()
         self.wfile.write(body)
@@ -231,7 +240,8 @@ def test_rest_reader_retries_then_resolves_an_alias(monkeypatch) -> None:
         store = tracking.RestReader(uri, attempts=3, backoff=0.01)
         version = tracking.resolve_model_uri("models:/m@challenger", store)
         assert (version.version, version.uri) == ("7", "models:/m/7")
-        assert _Flaky.calls == ["Bearer tok"] * 3
+        assert _Flaky.calls == ["Bearer tok"] * 4  # two 503s, the model's record, its version
+        assert tracking.RestReader(uri, attempts=1).alias("m", "champion") is None
         _Flaky.calls.clear()
         with pytest.raises(InfraError, match=r"unreachable after 2 attempts: HTTP 503"):
             tracking.RestReader(uri, attempts=2, backoff=0.01).probe()

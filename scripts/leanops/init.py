@@ -1,0 +1,232 @@
+"""``leanops init [DIR]``: scaffold an adopting repository from the kit's ``templates/``.
+
+Writes the caller workflows (``ml-pipeline``, ``weekly-drift``), ``leanops.yml``, a ``dvc.yaml`` with one
+``train`` stage and its starter ``src/train.py`` and ``params.yaml``, the DVC project files, the model
+server ``Dockerfile`` and, given ``--data``, a starter Great Expectations suite profiled from that file
+(``leanops data-validate init``). Idempotent: a file that is already there is kept (``--force`` overwrites
+it); it prints what it wrote and the next steps.
+
+The templates are the one source of truth: in a checkout they are ``templates/`` at the kit's root; in a
+wheel, ``leanops/templates`` (pyproject.toml force-includes them).
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import re
+import shutil
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from . import gh
+from .errors import BadInput
+from .fsutil import atomic_write
+
+# template (relative to templates/) -> where it lands in the adopting repository
+WORKFLOWS = {
+    "workflows/ml-pipeline.yml": ".github/workflows/ml-pipeline.yml",
+    "workflows/weekly-drift.yml": ".github/workflows/weekly-drift.yml",
+}
+PROJECT = "project"  # templates/project/** lands at the repository's root
+DOCKERFILE = {"Dockerfile": "Dockerfile"}
+# values in the templates that init replaces (each is valid as it stands, so a template can be copied by hand)
+DEFAULT_MODEL = "my-model"
+DEFAULT_DATA = "data/raw/data.csv"
+DEFAULT_SUITE = "expectations/data.json"
+DEFAULT_TARGET = "label"
+MODEL_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
+ID_COLUMN = re.compile(r"(^|_)id$", re.IGNORECASE)
+
+
+def templates_dir() -> Path:
+    """``leanops/templates`` inside a wheel, else the checkout's ``templates/``."""
+    here = Path(__file__).resolve().parent
+    for candidate in (here / "templates", here.parents[1] / "templates"):
+        if (candidate / PROJECT).is_dir():
+            return candidate
+    raise BadInput(f"the kit's templates are missing (looked in {here / 'templates'} and {here.parents[1]}); "
+                   "expected a leanops checkout or wheel")
+
+
+def template_files() -> dict[str, Path]:
+    """Destination (relative to the repository) -> template file."""
+    root = templates_dir()
+    out = {dest: root / src for src, dest in {**WORKFLOWS, **DOCKERFILE}.items()}
+    project = root / PROJECT
+    for path in sorted(project.rglob("*")):
+        if path.is_file() and "__pycache__" not in path.parts:
+            out[path.relative_to(project).as_posix()] = path
+    return out
+
+
+def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+    p = sub.add_parser("init", help="scaffold an adopting repository: workflows, leanops.yml, dvc.yaml, Dockerfile")
+    p.add_argument("dir", nargs="?", default=".", metavar="DIR", help="the repository to scaffold (default .)")
+    p.add_argument("--data", default=None, help="a CSV or Parquet file: copied under data/raw/ when outside DIR, "
+                   "named in leanops.yml and dvc.yaml, and profiled into a starter suite")
+    p.add_argument("--suite", default=None,
+                   help=f"where the starter suite goes, relative to DIR (default expectations/<data name>.json, "
+                   f"without --data {DEFAULT_SUITE})")
+    p.add_argument("--model-name", default=None, help="registered model name in MLflow (default: DIR's name)")
+    p.add_argument("--target", default=None,
+                   help="the column to predict, for the starter src/train.py (default: the data's last column)")
+    p.add_argument("--force", action="store_true", help="overwrite files that exist and differ")
+    p.set_defaults(func=run)
+
+
+@dataclass
+class Plan:
+    root: Path
+    model: str
+    data: str = DEFAULT_DATA
+    suite: str = DEFAULT_SUITE
+    target: str = DEFAULT_TARGET
+    drop: list[str] = field(default_factory=list)
+
+    def render(self, dest: str, text: str) -> str:
+        """The template's text with this repository's names in place of the defaults."""
+        if dest == "leanops.yml":
+            text = text.replace(f"name: {DEFAULT_MODEL} ", f"name: {self.model} ")
+        if dest in ("leanops.yml", "dvc.yaml", "params.yaml"):
+            text = text.replace(DEFAULT_DATA, self.data)
+        if dest == "leanops.yml":
+            text = text.replace(DEFAULT_SUITE, self.suite)
+        if dest == "params.yaml":
+            text = re.sub(r"(?m)^(  target: )\S+", lambda m: m.group(1) + _yaml_scalar(self.target), text)
+            if self.drop:
+                text = text.replace("drop: []", "drop: [" + ", ".join(_yaml_scalar(c) for c in self.drop) + "]")
+        return text
+
+
+def _yaml_scalar(value: str) -> str:
+    import yaml
+
+    return yaml.safe_dump(value, default_style=None).strip().removesuffix("...").strip()
+
+
+def _rel_to(path: Path, root: Path) -> str | None:
+    try:
+        return path.resolve().relative_to(root.resolve()).as_posix()
+    except ValueError:
+        return None
+
+
+def _header(path: Path) -> list[str]:
+    if path.suffix.lower() not in (".csv", ".tsv"):
+        return []
+    with open(path, newline="", encoding="utf-8", errors="replace") as fh:
+        row = next(csv.reader(fh, delimiter="\t" if path.suffix.lower() == ".tsv" else ","), [])
+    return [c.strip() for c in row]
+
+
+def plan(args: argparse.Namespace, root: Path) -> tuple[Plan, Path | None]:
+    """Names for the templates and, with --data, the data file to copy in (None when it is inside DIR)."""
+    model = args.model_name or re.sub(r"[^A-Za-z0-9_.-]+", "-", root.resolve().name).strip("-._") or DEFAULT_MODEL
+    if not MODEL_NAME.match(model):
+        raise BadInput("--model-name: expected letters, digits, '_', '.' or '-' (first a letter or digit), "
+                       f"got {model!r}")
+    p = Plan(root=root, model=model)
+    copy_from: Path | None = None
+    if args.data:
+        src = Path(args.data)
+        if not src.is_file():
+            raise BadInput("data file not found; expected a CSV or Parquet file", file=args.data)
+        inside = _rel_to(src, root)
+        if inside is None:
+            copy_from = src
+            inside = f"data/raw/{src.name}"
+        p.data = inside
+        p.suite = f"expectations/{Path(inside).name.split('.')[0]}.json"
+        columns = _header(src)
+        if args.target and columns and args.target not in columns:
+            raise BadInput(f"--target: {args.target!r} is no column of the data; expected one of {', '.join(columns)}",
+                           file=args.data)
+        if columns:
+            p.target = args.target or columns[-1]
+            p.drop = [c for c in columns if ID_COLUMN.search(c) and c != p.target]
+    if args.target:
+        p.target = args.target
+    if args.suite:
+        suite = Path(args.suite)
+        p.suite = (_rel_to(suite, root) if suite.is_absolute() else suite.as_posix()) or args.suite
+    return p, copy_from
+
+
+def place(path: Path, text: str | bytes, *, force: bool, mode: int = 0o644) -> str:
+    """Write one file unless it is there already; returns what happened (wrote, unchanged, kept, overwrote)."""
+    data = text.encode("utf-8") if isinstance(text, str) else text
+    if path.exists():
+        if path.is_file() and path.read_bytes() == data:
+            return "unchanged"
+        if not force:
+            return "kept"
+        atomic_write(path, data, mode=mode)
+        return "overwrote"
+    atomic_write(path, data, mode=mode)
+    return "wrote"
+
+
+def run(args: argparse.Namespace) -> int:
+    root = Path(args.dir)
+    if root.exists() and not root.is_dir():
+        raise BadInput("not a directory; expected the repository to scaffold", file=args.dir)
+    p, copy_from = plan(args, root)
+    root.mkdir(parents=True, exist_ok=True)
+    results: list[tuple[str, str]] = []
+    for dest, src in template_files().items():
+        text = p.render(dest, src.read_text(encoding="utf-8"))
+        results.append((place(root / dest, text, force=args.force, mode=src.stat().st_mode & 0o777), dest))
+    if copy_from is not None:
+        target = root / p.data
+        if target.exists() and not args.force:
+            same = target.read_bytes() == copy_from.read_bytes()
+            results.append(("unchanged" if same else "kept", p.data))
+        else:
+            existed = target.exists()
+            target.parent.mkdir(parents=True, exist_ok=True)
+            tmp = target.with_name(f".{target.name}.tmp")
+            shutil.copyfile(copy_from, tmp)
+            tmp.replace(target)
+            results.append(("overwrote" if existed else "wrote", p.data))
+    if args.data:
+        results.append((_suite(root, p, force=args.force), p.suite))
+    for what, dest in results:
+        note = {"kept": "  (exists and differs; --force overwrites it)", "exists": "  (--force profiles it again)"}
+        print(f"  {what:<9} {dest}{note.get(what, '')}")
+    wrote = sum(1 for what, _ in results if what in ("wrote", "overwrote"))
+    kept = sum(1 for what, _ in results if what == "kept")
+    gh.step(f"leanops init: {wrote} files written, {kept} kept, {len(results) - wrote - kept} unchanged in {root}")
+    print(next_steps(p, has_data=bool(args.data)))
+    return 0
+
+
+def _suite(root: Path, p: Plan, *, force: bool) -> str:
+    """The starter suite from the data, by ``leanops data-validate init`` (the one profiler)."""
+    from . import data_validate
+
+    suite = root / p.suite
+    existed = suite.exists()
+    if existed and not force:
+        return "exists"
+    data_validate.run_init(argparse.Namespace(
+        config=str(root / "leanops.yml"), dataset=str(root / p.data), suite=str(suite), force=force,
+        margin=0.1, max_categories=20,
+    ))
+    return "overwrote" if existed else "wrote"
+
+
+def next_steps(p: Plan, *, has_data: bool) -> str:
+    data = "" if has_data else (f"  0. put your data at {p.data} and run "
+                                f"`leanops data-validate init {p.data} --suite {p.suite}`\n")
+    return (
+        "\nnext steps:\n" + data
+        + f"  1. review params.yaml (train.target: {p.target}) and the suite {p.suite}; "
+        "`dvc repro` trains locally\n"
+        "  2. git add -A && git commit -m 'leanops init', push a branch and open a pull request: ml-pipeline "
+        "validates the data, trains and gates the model (the report lands as a comment)\n"
+        "  3. repository secrets (optional): MLFLOW_TRACKING_URI for a tracking server, LEANOPS_WEBHOOK_URL for "
+        "Slack-compatible notifications\n"
+        "  4. weekly drift: set weekly-drift.current in leanops.yml to what the model saw lately\n"
+        "  run it locally: `leanops act pull_request` (docs/local-act.md)"
+    )

@@ -26,6 +26,7 @@ import re
 import subprocess
 import sys
 import time
+import warnings
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -638,7 +639,9 @@ def _signature(s: Settings, model: Any) -> Any:
                            line=s.cfg.line_of("model", "input-example"))
         rows = rows[[str(n) for n in names]]
     try:
-        return infer_signature(rows, model.predict(rows))
+        with warnings.catch_warnings():  # mlflow's hint about integer columns and missing values, on every run
+            warnings.simplefilter("ignore", UserWarning)
+            return infer_signature(rows, model.predict(rows))
     except Exception as exc:  # noqa: BLE001 - the adopter's model refused the example rows
         raise BadInput(f"model.input-example: the model cannot predict the rows of {shown} "
                        f"({type(exc).__name__}: {' '.join(str(exc).split())[:200]}); expected rows the model accepts",

@@ -114,6 +114,14 @@ def test_trains_registers_skips_and_retrains_on_a_param_change(
     assert run.data.metrics["roc_auc"] == pytest.approx(0.822012)
     assert run.data.tags["mlflow.source.git.commit"] and run.data.tags["dvc.dep.data/raw/churn.csv"]
     assert len(run.data.tags["leanops.dvc_lock_sha256"]) == 64
+    # the signature (what build-push-image and the server check requests against): the model's own inputs,
+    # inferred from the train stage's CSV narrowed to feature_names_in_ (no label, no key)
+    import mlflow
+
+    mlflow.set_tracking_uri(mlflow_server)
+    inputs = mlflow.models.get_model_info(first["model-uri"]).signature.inputs.input_names()
+    assert inputs == ["contract", "payment_method", "internet_service", "tenure_months", "monthly_charges",
+                      "total_charges", "support_calls", "senior_citizen"]
     text = summary.read_text()
     assert "| prepare | ran |" in text and "| train | ran |" in text and "| roc_auc | 0.822012 |" in text
 

@@ -184,6 +184,15 @@ def find_config(start: str | os.PathLike[str] | None = None) -> Path | None:
     return None
 
 
+def enter(working_directory: str | None) -> Path:
+    """Change into a command's ``--working-directory`` (paths in flags are relative to it); its absolute path."""
+    root = Path(working_directory or ".").resolve()
+    if not root.is_dir():
+        raise BadInput(f"working-directory: {working_directory!r} is not a directory; expected an existing folder")
+    os.chdir(root)
+    return root
+
+
 def load(path: str | os.PathLike[str] | None = None, *, required: bool = False) -> Config:
     """Load and validate a config; with no file and ``required`` false, every default applies."""
     if path is None:

@@ -175,10 +175,16 @@ def runner_image_name() -> str:
 
 def ensure_runner_image() -> str:
     """The local runner image, built once per recipe: debootstrap, then import with the Docker SDK."""
+    return _debootstrap_image(runner_image_name(), RUNNER_PACKAGES, title="Runner image", slim=False,
+                              cmd="/bin/bash")  # act starts job containers with their own command
+
+
+def _debootstrap_image(name: str, packages: tuple[str, ...] | list[str], *, title: str, slim: bool,
+                       cmd: str) -> str:
+    """``name`` if the engine has it, else debootstrap bookworm with ``packages`` and import it (as root)."""
     import docker.errors
 
     client = _docker_client()
-    name = runner_image_name()
     try:
         client.images.get(name)
         return name
@@ -186,22 +192,26 @@ def ensure_runner_image() -> str:
         pass
     if os.geteuid() != 0:
         raise InfraError(f"image {name} is missing and building it needs root (debootstrap)")
-    with gh.group(f"Runner image {name}"):
+    with gh.group(f"{title} {name}"):
         if not shutil.which("debootstrap"):
             gh.step("installing debootstrap")
             _apt_install("debootstrap")
         with tempfile.TemporaryDirectory(prefix="leanops-rootfs-") as tmp:
             rootfs = Path(tmp) / "rootfs"
-            gh.step(f"debootstrap {RUNNER_SUITE} with {', '.join(RUNNER_PACKAGES)}")
+            gh.step(f"debootstrap {RUNNER_SUITE} with {', '.join(packages)}")
             res = subprocess.run(
-                ["debootstrap", "--variant=minbase", f"--include={','.join(RUNNER_PACKAGES)}",  # noqa: S607
+                ["debootstrap", "--variant=minbase", f"--include={','.join(packages)}",  # noqa: S607
                  RUNNER_SUITE, str(rootfs), RUNNER_MIRROR],
                 capture_output=True, text=True, check=False,
             )
             if res.returncode != 0:
                 tail = " ".join((res.stdout + res.stderr).strip().splitlines()[-2:])
                 raise InfraError(f"debootstrap failed: {tail}")
-            # act starts job containers with their own command; leave an image with a sane default one.
+            if slim:
+                for junk in ("var/cache/apt/archives", "var/lib/apt/lists", "usr/share/doc", "usr/share/man",
+                             "usr/share/locale"):
+                    shutil.rmtree(rootfs / junk, ignore_errors=True)
+                    (rootfs / junk).mkdir(parents=True, exist_ok=True)
             archive = Path(tmp) / "rootfs.tar"
             gh.step("packing the root file system")
             with tarfile.open(archive, "w") as tar:
@@ -210,7 +220,7 @@ def ensure_runner_image() -> str:
             repo, tag = name.split(":")
             client.api.import_image_from_file(
                 str(archive), repository=repo, tag=tag,
-                changes=['CMD ["/bin/bash"]', "ENV LANG=C.UTF-8",
+                changes=[f'CMD ["{cmd}"]', "ENV LANG=C.UTF-8",
                          "ENV PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"],
             )
     client.images.get(name)
@@ -439,44 +449,6 @@ def ensure_base_image() -> str:
     """A slim local stand-in for ``python:3.12-slim`` (no image can be pulled here): debootstrap bookworm with
     python3, python3-venv and ca-certificates only, imported with the Docker SDK, reused until its recipe
     changes. Dockerfiles take it through ``--build-arg BASE_IMAGE``."""
-    import docker.errors
+    return _debootstrap_image(base_image_name(), BASE_PACKAGES, title="Base image", slim=True, cmd="python3")
 
-    client = _docker_client()
-    name = base_image_name()
-    try:
-        client.images.get(name)
-        return name
-    except docker.errors.ImageNotFound:
-        pass
-    if os.geteuid() != 0:
-        raise InfraError(f"image {name} is missing and building it needs root (debootstrap)")
-    with gh.group(f"Base image {name}"):
-        if not shutil.which("debootstrap"):
-            _apt_install("debootstrap")
-        with tempfile.TemporaryDirectory(prefix="leanops-basefs-") as tmp:
-            rootfs = Path(tmp) / "rootfs"
-            gh.step(f"debootstrap {RUNNER_SUITE} with {', '.join(BASE_PACKAGES)}")
-            res = subprocess.run(
-                ["debootstrap", "--variant=minbase", f"--include={','.join(BASE_PACKAGES)}",  # noqa: S607
-                 RUNNER_SUITE, str(rootfs), RUNNER_MIRROR],
-                capture_output=True, text=True, check=False,
-            )
-            if res.returncode != 0:
-                tail = " ".join((res.stdout + res.stderr).strip().splitlines()[-2:])
-                raise InfraError(f"debootstrap failed: {tail}")
-            for junk in ("var/cache/apt/archives", "var/lib/apt/lists", "usr/share/doc", "usr/share/man",
-                         "usr/share/locale"):
-                shutil.rmtree(rootfs / junk, ignore_errors=True)
-                (rootfs / junk).mkdir(parents=True, exist_ok=True)
-            archive = Path(tmp) / "rootfs.tar"
-            with tarfile.open(archive, "w") as tar:
-                tar.add(rootfs, arcname=".")
-            gh.step(f"importing as {name}")
-            repo, tag = name.split(":")
-            client.api.import_image_from_file(
-                str(archive), repository=repo, tag=tag,
-                changes=['CMD ["python3"]', "ENV LANG=C.UTF-8",
-                         "ENV PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"],
-            )
-    client.images.get(name)
-    return name
+

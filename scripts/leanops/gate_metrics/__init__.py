@@ -62,10 +62,7 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
 
 
 def settings(args: argparse.Namespace) -> Settings:
-    root = Path(args.working_directory or ".").resolve()
-    if not root.is_dir():
-        raise BadInput(f"working-directory: {args.working_directory!r} is not a directory")
-    os.chdir(root)
+    root = cfgmod.enter(args.working_directory)
     cfg = cfgmod.load(args.config)
     section = cfg.section(SECTION)
     return Settings(

@@ -122,11 +122,7 @@ class Settings:
 
 
 def _chdir(args: argparse.Namespace) -> None:
-    wd = getattr(args, "working_directory", None) or "."
-    if wd != ".":
-        if not Path(wd).is_dir():
-            raise BadInput(f"working-directory: {wd!r} is not a folder")
-        os.chdir(wd)
+    config.enter(getattr(args, "working_directory", None))
 
 
 def settings(args: argparse.Namespace) -> Settings:

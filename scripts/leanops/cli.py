@@ -19,7 +19,8 @@ from .errors import ExitCode, LeanopsError
 # Modules that add subcommands; each has register(subparsers) and keeps heavy imports inside run().
 COMMAND_MODULES: tuple[str, ...] = ("leanops.release", "leanops.harness", "leanops.data_validate",
                                    "leanops.train_with_cache", "leanops.serve", "leanops.build_push_image",
-                                   "leanops.gate_metrics", "leanops.weekly_drift", "leanops.init")
+                                   "leanops.gate_metrics", "leanops.weekly_drift", "leanops.init",
+                                   "leanops.docgen")
 
 
 class _Parser(argparse.ArgumentParser):

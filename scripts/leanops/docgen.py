@@ -46,7 +46,7 @@ def kit_root() -> Path:
     return Path(__file__).resolve().parents[2]
 
 
-def _load(root: Path, source: str) -> dict[str, Any]:
+def _load(root: Path, source: str) -> dict[Any, Any]:
     path = root / source
     if not path.is_file():
         raise BadInput(f"{source} does not exist; expected an action.yml or a workflow of the kit")

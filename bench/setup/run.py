@@ -45,7 +45,7 @@ WARM_MAX_S = 2.0
 MIN_RATIO = 10.0
 # What the kit snapshot needs for `uv sync` and `pip install .` (hatchling builds scripts/leanops).
 KIT_FILES = ["pyproject.toml", "uv.lock", "README.md", "LICENSE"]
-KIT_DIRS = ["scripts"]
+KIT_DIRS = ["scripts", "templates"]  # templates ship in the wheel (leanops init)
 # Ambient variables that would change what is measured; dropped from every child environment.
 DROP_ALWAYS = ("GITHUB_ACTIONS", "GITHUB_OUTPUT", "GITHUB_PATH", "GITHUB_ENV", "VIRTUAL_ENV", "CONDA_PREFIX")
 DROP_PIP = ("PIP_FIND_LINKS", "PIP_INDEX_URL", "PIP_EXTRA_INDEX_URL", "PIP_CONSTRAINT", "PIP_REQUIREMENT",

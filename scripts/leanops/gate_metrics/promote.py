@@ -14,7 +14,7 @@ import math
 import os
 from typing import Any
 
-from .. import gh, tracking
+from .. import gh, notify, tracking
 from ..errors import BadInput
 from .sources import (
     CHALLENGER,
@@ -144,6 +144,7 @@ def promote(s: Settings, *, rollback: bool, any_branch: bool) -> int:
                                                 "commit": commit, "kind": tags["leanops.promotion"]})
         gh.step(f"alias {CHAMPION} -> version {version}" + (f", {PREVIOUS} -> version {previous}" if previous else ""))
     gh.set_outputs({"champion-version": version, "previous-champion-version": previous, "promoted": True})
+    notify.promoted(s.model_name, version, previous, rollback=rollback)
     rows = [["champion", f"version {version}", ", ".join(f"{k} {v:.4g}" for k, v in sorted(metrics.items()))],
             [PREVIOUS, f"version {previous}" if previous else "none (the first champion)", ""]]
     verb = "rolled back to" if rollback else "promoted"

@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .. import gh
+from .. import gh, notify
 from ..errors import CheckFailed, LeanopsError
 from ..fsutil import atomic_write, atomic_write_json
 from .gates import Gate, Verdict
@@ -175,6 +175,7 @@ def publish(s: Settings, r: Result, seconds: float) -> None:
         gh.warning(f"the report could not be posted as a pull-request comment: {exc.one_line()}")
     if not r.passed:
         failed = "; ".join(f"{v.gate.metric} ({', '.join(v.reasons)})" for v in r.failed)
+        notify.gate_failed(s.model_name or "the candidate", r.candidate.version, [v.gate.metric for v in r.failed])
         raise CheckFailed(f"{len(r.failed)} of {len(r.verdicts)} gates failed: {failed}; report: {report_file}")
     gh.step(f"gate-metrics: {len(r.verdicts)} gates passed; report: {report_file}")
 

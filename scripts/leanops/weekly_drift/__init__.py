@@ -27,7 +27,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .. import config, gh
+from .. import config, gh, notify
 from ..errors import BadInput, CheckFailed
 from ..flags import add_flag
 from ..fsutil import atomic_write_json
@@ -347,6 +347,8 @@ def run(args: argparse.Namespace) -> int:
     finally:
         finish(s, out, reference, current)
         gh.step(f"weekly-drift: {out.status} in {time.monotonic() - started:.1f}s")
+        if out.status == "drift":
+            notify.drift_detected(out.drift_share, [r.column for r in out.results if r.drifted], out.issue_number)
     return 0
 
 

@@ -3,11 +3,17 @@
 Reusable workflows reference the kit's own actions as ``leanops/leanops/actions/NAME@REF`` (act does not
 understand ``$/``; ``./`` would resolve in the caller's repository). On main REF is ``main``; a
 release rewrites every self-reference to ``vX.Y.Z`` and can retarget the slug for a fork.
+
+``make release VERSION=X.Y.Z`` (``leanops release X.Y.Z``): the version (pyproject.toml, ``__version__``,
+uv.lock's own entry), ``CHANGELOG.md`` (the ``## Unreleased`` notes become ``## [X.Y.Z] - DATE``), every
+self-reference of the kit's YAML (``@vX.Y.Z``), the major pins the README and docs show adopters (``@vX``),
+then the tag commands: ``vX.Y.Z`` never moves, ``vX`` is moved to it.
 """
 
 from __future__ import annotations
 
 import argparse
+import datetime
 import re
 from dataclasses import dataclass
 from pathlib import Path
@@ -80,6 +86,53 @@ def rewrite(root: Path, ref: str, *, slug: str = SLUG, new_slug: str | None = No
     return changed
 
 
+CHANGELOG = "CHANGELOG.md"
+UNRELEASED = "## Unreleased"
+CHANGELOG_HEAD = """# Changelog
+
+All notable changes of leanops. Versions follow semantic versioning; pin `@vX` (moves with compatible
+releases), `@vX.Y.Z` (never moves) or a commit SHA. `make release VERSION=X.Y.Z` moves the notes under
+Unreleased into the new version.
+
+"""
+# The pins adopters read in the README and docs: `leanops/leanops[/path]@vN` (a major only)
+MAJOR_PIN = re.compile(r"(?P<head>" + re.escape(SLUG) + r"(?:/[^@\s'\"`]+)?@)v\d+(?![\d.])")
+
+
+def update_changelog(root: Path, version: str, date: str) -> Path:
+    """Move the Unreleased notes under ``## [version] - date``, leaving an empty Unreleased section."""
+    path = root / CHANGELOG
+    text = path.read_text(encoding="utf-8") if path.is_file() else CHANGELOG_HEAD + UNRELEASED + "\n"
+    if re.search(r"(?m)^## \[" + re.escape(version) + r"\]", text):
+        raise BadInput(f"already has a section for {version}; expected a new version", file=CHANGELOG)
+    m = re.search(r"(?m)^## Unreleased[ \t]*\n", text)
+    if m is None:
+        raise BadInput(f'no "{UNRELEASED}" section; expected one above the released versions for the notes of '
+                       "the next release", file=CHANGELOG)
+    nxt = re.search(r"(?m)^## ", text[m.end():])
+    end = m.end() + nxt.start() if nxt else len(text)
+    notes = text[m.end():end].strip("\n")
+    if not notes.strip():
+        notes = "- No notable changes."
+    new = f"{text[:m.start()]}{UNRELEASED}\n\n## [{version}] - {date}\n\n{notes}\n\n{text[end:].lstrip(chr(10))}"
+    atomic_write(path, new.rstrip("\n") + "\n")
+    return path
+
+
+def move_major_pins(root: Path, major: str) -> list[Path]:
+    """README.md and docs/*.md: ``@vN`` pins of the kit become ``@{major}`` (a new major version)."""
+    changed = []
+    for path in [root / "README.md", *sorted((root / "docs").glob("*.md"))]:
+        if not path.is_file():
+            continue
+        text = path.read_text(encoding="utf-8")
+        new = MAJOR_PIN.sub(lambda m: m.group("head") + major, text)
+        if new != text:
+            atomic_write(path, new)
+            changed.append(path)
+    return changed
+
+
 def set_version(root: Path, version: str) -> None:
     pyproject = root / "pyproject.toml"
     text = pyproject.read_text(encoding="utf-8")
@@ -89,6 +142,12 @@ def set_version(root: Path, version: str) -> None:
     atomic_write(pyproject, new)
     init = root / "scripts/leanops/__init__.py"
     atomic_write(init, re.sub(r'__version__ = "[^"]*"', f'__version__ = "{version}"', init.read_text("utf-8")))
+    lock = root / "uv.lock"  # the project's own entry, so `uv lock --check` stays true
+    if lock.is_file():
+        text = lock.read_text(encoding="utf-8")
+        new = re.sub(r'(?m)(^name = "leanops"\nversion = )"[^"]*"', lambda m: f'{m.group(1)}"{version}"', text, count=1)
+        if new != text:
+            atomic_write(lock, new)
 
 
 def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
@@ -96,6 +155,7 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     p.add_argument("version", help="X.Y.Z, or 'main' to point back at the main branch")
     add_flag(p, "--root", help="the kit's checkout", default=".")
     add_flag(p, "--slug", help="owner/repo to retarget the self-references to (a fork)", default=SLUG)
+    add_flag(p, "--date", help="the release date in CHANGELOG.md (YYYY-MM-DD; default today, UTC)", default="")
     p.set_defaults(func=run)
 
 
@@ -114,16 +174,24 @@ def run(args: argparse.Namespace) -> int:
     current = {r.ref for r in find_self_refs(root)}
     if len(current) > 1:
         gh.warning(f"self-references disagreed before the release: {sorted(current)}")
+    date = args.date or datetime.datetime.now(datetime.timezone.utc).date().isoformat()
+    if not re.match(r"^\d{4}-\d{2}-\d{2}$", date):
+        raise BadInput(f"--date: expected YYYY-MM-DD, got {date!r}")
+    if ref != "main":
+        update_changelog(root, ref[1:], date)  # first: a refused changelog leaves the tree untouched
     changed = rewrite(root, ref, new_slug=None if args.slug == SLUG else args.slug)
     if ref != "main":
         set_version(root, ref[1:])
+        changed += move_major_pins(root, ref.split(".")[0])
+        changed += [root / "pyproject.toml", root / "scripts/leanops/__init__.py", root / CHANGELOG]
     for path in changed:
         gh.step(f"rewrote {path.relative_to(root)}")
     if ref != "main":
         major = ref.split(".")[0]
-        gh.step("next:\n"
-                f"  git commit -am 'release {ref}'\n"
-                f"  git tag -s {ref} -m {ref}           # immutable\n"
-                f"  git tag -f {major} {ref}             # moving major tag\n"
-                f"  git push origin {ref} && git push -f origin {major}")
+        print("next (the tag vX.Y.Z never moves; the major tag moves to it):\n"
+              f"  git add {CHANGELOG} && git commit -am 'release {ref}'\n"
+              f"  git tag -s {ref} -m {ref}\n"
+              f"  git tag -f {major} {ref}\n"
+              f"  git push origin {ref} && git push -f origin {major}\n"
+              f"  leanops release main   # then point main's self-references back at main and commit", flush=True)
     return 0

@@ -37,7 +37,7 @@ def tool(name: str) -> str:
 
 
 def test_a_release_tree_end_to_end(tree: Path) -> None:
-    before = [r for r in release.find_self_refs(tree)]
+    before = release.find_self_refs(tree)
     assert before and {r.ref for r in before} == {"main"}
     changelog = tree / "CHANGELOG.md"
     notes = changelog.read_text().split("## Unreleased\n", 1)[1].strip()
@@ -66,7 +66,8 @@ def test_a_release_tree_end_to_end(tree: Path) -> None:
     res = subprocess.run([tool("actionlint"), *map(str, sorted((tree / ".github/workflows").glob("*.yml")))],
                          capture_output=True, text=True, cwd=tree)
     assert res.returncode == 0, res.stdout + res.stderr
-    targets = [".github/workflows", "action.yml", *[str(p.relative_to(tree)) for p in (tree / "actions").glob("*/action.yml")]]
+    actions = [str(p.relative_to(tree)) for p in (tree / "actions").glob("*/action.yml")]
+    targets = [".github/workflows", "action.yml", *actions]
     res = subprocess.run([tool("zizmor"), "--no-progress", *targets], capture_output=True, text=True, cwd=tree)
     assert res.returncode == 0, res.stdout + res.stderr
     assert docgen.problems(tree) == []
@@ -118,5 +119,6 @@ def test_without_a_changelog_one_is_created(tree: Path) -> None:
     (tree / "CHANGELOG.md").unlink()
     assert leanops("release", "0.2.0", "--root", str(tree), "--date", "2026-12-01").returncode == 0
     text = (tree / "CHANGELOG.md").read_text()
-    assert text.startswith("# Changelog") and "## Unreleased\n\n## [0.2.0] - 2026-12-01\n\n- No notable changes." in text
+    assert text.startswith("# Changelog")
+    assert "## Unreleased\n\n## [0.2.0] - 2026-12-01\n\n- No notable changes." in text
     assert leanops("release", "0.2.1", "--root", str(tree), "--date", "bad").returncode == 2

@@ -1,0 +1,398 @@
+"""canary-deploy on the real engine: model containers behind the nginx router, a load generator sending about
+100 requests per second through it for the whole deploy.
+
+A healthy canary is promoted with no failed client request, and ``rollback`` restores the previous digest; a
+canary returning 500s, a slow one, one that crashes at start and one with shifted predictions are each rolled
+back, the stable keeps serving, and clients see at most the canary's share of one window fail.
+
+The images are real model servers: MLflow "models from code" whose behaviour comes from their
+``model_config``, built and pushed by ``leanops build-push-image`` (bench/canary-deploy uses them too).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import threading
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pytest
+
+from leanops.harness import REGISTRY, ensure_base_image
+
+from ..conftest import free_port, make_repo
+
+NAMESPACE = f"{REGISTRY}/leanops-tests"
+REPOSITORY = "canary-e2e"
+
+CODE = '''\
+"""A churn scorer for the canary-deploy tests; model_config picks a behaviour: healthy, errors (every
+fail_every-th call raises), slow (sleeps delay seconds), crash (cannot load), shifted (inverted classes)."""
+import time
+
+import mlflow.pyfunc
+from mlflow.models import set_model
+
+
+class Churn(mlflow.pyfunc.PythonModel):
+    def load_context(self, context):
+        cfg = context.model_config or {}
+        self.mode = cfg.get("mode", "healthy")
+        if self.mode == "crash":
+            raise RuntimeError("the model files are broken")
+        self.delay = float(cfg.get("delay", 0.0))
+        self.every = int(cfg.get("fail_every", 0))
+        self.calls = 0
+
+    def predict(self, context, model_input, params=None):
+        self.calls += 1
+        if self.every and self.calls % self.every == 0:
+            raise ValueError("the model failed on this request")
+        if self.delay:
+            time.sleep(self.delay)
+        score = (model_input["monthly_charges"] / 100.0 - model_input["tenure_months"] / 60.0
+                 + (model_input["contract"] == "Month-to-month") * 0.3)
+        out = (score > 0.45).astype("int64")
+        return 1 - out if self.mode == "shifted" else out
+
+
+set_model(Churn())
+'''
+
+BEHAVIOURS: dict[str, dict[str, object]] = {
+    "stable": {},
+    "healthy": {},
+    "errors": {"mode": "errors", "fail_every": 2},
+    "slow": {"mode": "slow", "delay": 0.05},
+    "crash": {"mode": "crash"},
+    "shifted": {"mode": "shifted"},
+}
+
+
+def rows(n: int = 200) -> list[dict[str, object]]:
+    from ..unit.test_serve import churn_rows
+
+    return json.loads(churn_rows(n).to_json(orient="records"))
+
+
+def save_model(dst: Path, config: dict[str, object]) -> Path:
+    import mlflow.pyfunc
+    import pandas as pd
+    from mlflow.models import infer_signature
+
+    from ..unit.test_serve import churn_rows
+
+    work = dst.parent / f"{dst.name}-code"
+    work.mkdir(parents=True, exist_ok=True)
+    (work / "churn_scorer.py").write_text(CODE)
+    x = churn_rows(200)
+    cwd = os.getcwd()
+    os.chdir(work)  # mlflow copies a uv project's lock file found in the working directory
+    try:
+        mlflow.pyfunc.save_model(str(dst), python_model=str(work / "churn_scorer.py"), model_config=dict(config),
+                                 signature=infer_signature(x, pd.Series([0] * len(x), dtype="int64")),
+                                 pip_requirements=["pandas"])
+    finally:
+        os.chdir(cwd)
+    return dst
+
+
+def build_images(project: Path, base_image: str, names: list[str] | None = None) -> dict[str, str]:
+    """One image per behaviour through build-push-image's real path; name -> REGISTRY/IMAGE@sha256:..."""
+    out: dict[str, str] = {}
+    for name in names or list(BEHAVIOURS):
+        save_model(project / "models" / name, BEHAVIOURS[name])
+        outputs = project / f"build-{name}.out"
+        outputs.write_text("")
+        env = dict(os.environ, GITHUB_OUTPUT=str(outputs))
+        env.pop("GITHUB_ACTIONS", None)
+        res = subprocess.run([sys.executable, "-m", "leanops", "build-push-image", "--model-uri", f"models/{name}",
+                              "--registry", NAMESPACE, "--image", REPOSITORY, "--base-image", base_image],
+                             cwd=project, capture_output=True, text=True, env=env, timeout=1800)
+        if res.returncode != 0:
+            raise RuntimeError(f"build of {name} failed: {(res.stdout + res.stderr)[-3000:]}")
+        image = next(line.split("=", 1)[1] for line in outputs.read_text().splitlines() if line.startswith("image="))
+        out[name] = image
+    return out
+
+
+def remove_images(images: dict[str, str]) -> None:
+    import docker
+
+    client = docker.from_env()
+    for image in client.images.list(name=f"{NAMESPACE}/{REPOSITORY}"):
+        try:
+            client.images.remove(image.id, force=True)
+        except docker.errors.APIError:
+            pass
+
+
+def cleanup_deployment(name: str) -> None:
+    """Every container, the network and the state volume of one deployment (the engine is shared)."""
+    import docker
+
+    client = docker.from_env()
+    for c in client.containers.list(all=True, filters={"label": f"io.leanops.canary.app={name}"}):
+        c.remove(force=True)
+    for n in client.networks.list(names=[f"leanops-{name}"]):
+        n.remove()
+    try:
+        client.volumes.get(f"leanops-{name}-state").remove(force=True)
+    except docker.errors.NotFound:
+        pass
+
+
+@dataclass
+class Load:
+    """About ``rate`` requests per second to ``url`` (one row each, a new connection each) until stopped."""
+
+    url: str
+    rate: float = 100.0
+    timeout: float = 10.0
+    results: list[tuple[float, object]] = field(default_factory=list)  # (start, status or exception name)
+
+    def __post_init__(self) -> None:
+        self._rows = rows(200)
+        self._stop = threading.Event()
+        self._lock = threading.Lock()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._workers: list[threading.Thread] = []
+
+    def _one(self, i: int) -> None:
+        body = json.dumps({"records": [self._rows[i % len(self._rows)]]}).encode()
+        start = time.monotonic()
+        status: object
+        try:
+            req = urllib.request.Request(self.url, data=body, headers={"Content-Type": "application/json"})
+            with urllib.request.urlopen(req, timeout=self.timeout) as resp:
+                resp.read()
+                status = resp.status
+        except urllib.error.HTTPError as exc:
+            status = exc.code
+        except Exception as exc:  # noqa: BLE001 - a client failure, counted by its kind
+            status = type(exc).__name__
+        with self._lock:
+            self.results.append((start, status))
+
+    def _run(self) -> None:
+        t0, i = time.monotonic(), 0
+        while not self._stop.is_set():
+            worker = threading.Thread(target=self._one, args=(i,), daemon=True)
+            worker.start()
+            self._workers.append(worker)
+            i += 1
+            time.sleep(max(0.0, t0 + i / self.rate - time.monotonic()))
+
+    def __enter__(self) -> Load:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join()
+        for w in self._workers:
+            w.join(self.timeout + 5)
+
+    @property
+    def failures(self) -> list[tuple[float, object]]:
+        return [(t, s) for t, s in self.results if s != 200]
+
+    def summary(self) -> str:
+        kinds: dict[str, int] = {}
+        for _, s in self.results:
+            kinds[str(s)] = kinds.get(str(s), 0) + 1
+        return f"{len(self.results)} requests: {kinds}"
+
+
+def wait_router(url: str, timeout: float = 30.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            with urllib.request.urlopen(url, timeout=2) as resp:
+                if resp.status == 200:
+                    return
+        except OSError:
+            pass
+        time.sleep(0.2)
+    raise RuntimeError(f"{url} did not answer")
+
+
+def deploy(project: Path, *args: str, env: dict[str, str] | None = None) -> tuple[subprocess.CompletedProcess[str],
+                                                                                  dict[str, str], str]:
+    """``leanops canary-deploy ARGS`` as a workflow step would run it: outputs and the job summary."""
+    out, summ = project / f"out-{time.monotonic_ns()}", project / f"summary-{time.monotonic_ns()}"
+    out.write_text("")
+    summ.write_text("")
+    full = dict(os.environ, GITHUB_OUTPUT=str(out), GITHUB_STEP_SUMMARY=str(summ), **(env or {}))
+    full.pop("GITHUB_ACTIONS", None)
+    res = subprocess.run([sys.executable, "-m", "leanops", "canary-deploy", *args], cwd=project, capture_output=True,
+                         text=True, env=full, timeout=600)
+    outputs = dict(line.split("=", 1) for line in out.read_text().splitlines() if "=" in line)
+    return res, outputs, summ.read_text()
+
+
+# ---------------------------------------------------------------------------- the tests
+
+pytestmark = pytest.mark.e2e
+
+RATE = 100.0
+WINDOW = 4.0
+STEPS = f"10:{WINDOW:g},50:{WINDOW:g},100:{WINDOW:g}"
+LEANOPS_YML = """\
+version: 1
+model:
+  name: churn
+canary-deploy:
+  min-requests: 20
+  max-latency-ratio: 2.0
+  latency-slack-ms: 10
+  ready-timeout: 60
+"""
+
+
+@pytest.fixture(scope="module")
+def base_image(harness) -> str:
+    return ensure_base_image()
+
+
+@pytest.fixture(scope="module")
+def project(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return make_repo(tmp_path_factory.mktemp("canary") / "project", {"leanops.yml": LEANOPS_YML})
+
+
+@pytest.fixture(scope="module")
+def images(project: Path, base_image: str) -> Iterator[dict[str, str]]:
+    import docker
+
+    client = docker.from_env()
+    routers = {t for i in client.images.list(name="leanops-router") for t in i.tags}
+    built = build_images(project, base_image)
+    yield built
+    remove_images(built)
+    for image in client.images.list(name="leanops-router"):
+        if not set(image.tags) & routers:
+            try:
+                client.images.remove(image.id, force=True)
+            except docker.errors.APIError:
+                pass
+
+
+class Deployment:
+    def __init__(self, project: Path, name: str, base_image: str) -> None:
+        self.project, self.name, self.base_image = project, name, base_image
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+
+    def run(self, *args: str) -> tuple[subprocess.CompletedProcess[str], dict[str, str], str]:
+        return deploy(self.project, *args, "--name", self.name, "--router-publish", f"127.0.0.1:{self.port}",
+                      "--router-base-image", self.base_image, "--report-file", f"report-{self.name}.json")
+
+    def report(self) -> dict:
+        return json.loads((self.project / f"report-{self.name}.json").read_text())
+
+    def containers(self) -> list[str]:
+        import docker
+
+        found = docker.from_env().containers.list(all=True, filters={"label": f"io.leanops.canary.app={self.name}"})
+        return sorted(c.name for c in found)
+
+    def start(self, image: str) -> None:
+        res, outputs, _ = self.run("--image", image)
+        assert res.returncode == 0, res.stderr[-3000:]
+        assert outputs["verdict"] == "promoted"
+        wait_router(f"{self.url}/leanops/router/health")
+
+
+def container(name: str, image: str) -> str:
+    return f"leanops-{name}-{image.rsplit(':', 1)[1][:12]}"
+
+
+@pytest.fixture(scope="module")
+def shared(project: Path, images: dict[str, str], base_image: str) -> Iterator[Deployment]:
+    """One deployment with the stable running, for the bad canaries (each leaves the stable as it was)."""
+    d = Deployment(project, "canary-bad", base_image)
+    cleanup_deployment(d.name)
+    d.start(images["stable"])
+    yield d
+    cleanup_deployment(d.name)
+
+
+@pytest.mark.parametrize("bad", ["errors", "slow", "crash", "shifted"])
+def test_a_bad_canary_is_rolled_back_and_the_stable_keeps_serving(shared: Deployment, images: dict[str, str],
+                                                                    bad: str) -> None:
+    d = shared
+    with Load(f"{d.url}/predict", rate=RATE) as load:
+        time.sleep(1)
+        res, outputs, summary = d.run("--image", images[bad], "--steps", STEPS)
+        time.sleep(1.5)
+    assert res.returncode == 1, res.stderr[-3000:]
+    last = res.stderr.strip().splitlines()[-1]
+    assert last.startswith("leanops canary-deploy: error: rolled back: "), last
+    assert "Traceback" not in res.stderr
+    assert outputs["verdict"] == "rolled-back"
+    assert outputs["stable-digest"] == images["stable"].rsplit("@", 1)[1]
+    report = d.report()
+    assert report["verdict"] == "rolled-back" and report["stable"]["image"] == images["stable"]
+    assert d.containers() == sorted([f"leanops-{d.name}-router", container(d.name, images["stable"])])
+    expected_reason = {"errors": "error rate", "slow": "p95 latency", "crash": "did not become ready",
+                       "shifted": "prediction psi"}[bad]
+    assert expected_reason in last, last
+    # clients: at most the canary's share of one window failed, and none once the rollback was done
+    share = 0.1 * RATE * WINDOW
+    assert len(load.failures) <= share, load.summary()
+    done = max(t for t, _ in load.results) - 1.0
+    assert all(s == 200 for t, s in load.results if t >= done), load.summary()
+    assert "| step | weight |" in summary and "rolled-back" in summary
+
+
+@pytest.fixture(scope="module")
+def promoted(project: Path, images: dict[str, str], base_image: str) -> Iterator[tuple[Deployment, Load, tuple]]:
+    d = Deployment(project, "canary-good", base_image)
+    cleanup_deployment(d.name)
+    d.start(images["stable"])
+    with Load(f"{d.url}/predict", rate=RATE) as load:
+        time.sleep(1)
+        result = d.run("--image", images["healthy"], "--steps", STEPS)
+        time.sleep(1.5)
+    yield d, load, result
+    cleanup_deployment(d.name)
+
+
+def test_a_healthy_canary_is_promoted_with_no_failed_request(promoted, images: dict[str, str]) -> None:
+    d, load, (res, outputs, summary) = promoted
+    assert res.returncode == 0, res.stderr[-3000:]
+    assert outputs["verdict"] == "promoted"
+    assert outputs["stable-digest"] == images["healthy"].rsplit("@", 1)[1]
+    assert not load.failures, load.summary()
+    assert len(load.results) >= RATE * WINDOW * 3 * 0.8, load.summary()
+    report = d.report()
+    assert [s["weight"] for s in report["steps"]] == [10, 50, 100]
+    assert all(s["verdict"] == "pass" and s["canary_requests"] >= 20 for s in report["steps"]), report["steps"]
+    assert report["record"]["stable"]["image"] == images["healthy"]
+    assert report["record"]["previous"][0]["image"] == images["stable"]
+    assert report["record"]["stable"]["commit"] and report["record"]["stable"]["deployed_at"]
+    assert d.containers() == sorted([f"leanops-{d.name}-router", container(d.name, images["healthy"])])
+    assert "```mermaid" in summary and "| 3 | 100% |" in summary
+
+
+def test_rollback_after_a_promotion_restores_the_previous_digest(promoted, images: dict[str, str]) -> None:
+    d, _, (res, _, _) = promoted
+    assert res.returncode == 0
+    with Load(f"{d.url}/predict", rate=RATE) as load:
+        time.sleep(0.5)
+        res, outputs, _ = d.run("rollback")
+        time.sleep(1)
+    assert res.returncode == 0, res.stderr[-3000:]
+    assert outputs["verdict"] == "rolled-back"
+    assert outputs["stable-digest"] == images["stable"].rsplit("@", 1)[1]
+    assert d.containers() == sorted([f"leanops-{d.name}-router", container(d.name, images["stable"])])
+    assert not load.failures, load.summary()
+    res, _, _ = d.run("rollback")
+    assert res.returncode == 2 and "no previous stable" in res.stderr.strip().splitlines()[-1]

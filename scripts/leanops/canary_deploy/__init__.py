@@ -50,7 +50,8 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
              default="canary-manifests")
     add_flag(p, "--dry-run", help="kubernetes: render and plan only, run no kubectl", default=False, kind="bool")
     add_flag(p, "--report-file", help="the JSON report", default="canary-report.json")
-    add_flag(p, "--operation", help=argparse.SUPPRESS, default="deploy", choices=["deploy", "rollback"])
+    add_flag(p, "--operation", help="deploy, or rollback to the previous stable (same as the positional word)",
+             default="deploy", choices=["deploy", "rollback"])
     p.set_defaults(func=run)
 
 
@@ -142,6 +143,9 @@ def run(args: argparse.Namespace) -> int:
                     "report-file": str(path)})
     gh.add_summary(summary(report, s.thresholds.distance))
     if operation == "deploy" and report.verdict != PROMOTED:
+        from .. import notify
+
+        notify.canary_rolled_back(name, args.image, report.reason)
         raise CheckFailed(f"rolled back: {report.reason}")
     gh.step(f"{report.verdict}: {report.reason}; stable {report.stable.image if report.stable else '-'}")
     return 0

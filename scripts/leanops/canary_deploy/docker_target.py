@@ -35,10 +35,10 @@ APP_LABEL = "io.leanops.canary.app"
 DIGEST_LABEL = "io.leanops.canary.digest"
 FETCH = ("import sys, urllib.request\n"
          "try:\n"
-         "    r = urllib.request.urlopen('http://127.0.0.1:%d' + sys.argv[1], timeout=5)\n"
+         f"    r = urllib.request.urlopen('http://127.0.0.1:{PORT}' + sys.argv[1], timeout=5)\n"
          "    sys.stdout.write(r.read().decode())\n"
          "except Exception as e:\n"
-         "    sys.stdout.write(str(e)); sys.exit(1)\n") % PORT
+         "    sys.stdout.write(str(e)); sys.exit(1)\n")
 
 
 def render_conf(backends: list[tuple[str, int]]) -> str:
@@ -121,7 +121,8 @@ class DockerTarget:
             except ImportError as exc:
                 raise InfraError("the Docker SDK is missing; install leanops with the 'canary-deploy' extra") from exc
             try:
-                self._client = docker.from_env(timeout=300)
+                ssh = os.environ.get("DOCKER_HOST", "").startswith("ssh://")
+                self._client = docker.from_env(timeout=300, use_ssh_client=ssh)  # ssh: the runner's ssh and keys
                 self._client.ping()
             except Exception as exc:  # noqa: BLE001 - any failure: the engine is unreachable
                 where = os.environ.get("DOCKER_HOST") or "/var/run/docker.sock"

@@ -20,7 +20,8 @@ from .errors import ExitCode, LeanopsError
 COMMAND_MODULES: tuple[str, ...] = ("leanops.release", "leanops.harness", "leanops.data_validate",
                                    "leanops.train_with_cache", "leanops.serve", "leanops.build_push_image",
                                    "leanops.gate_metrics", "leanops.weekly_drift", "leanops.init",
-                                   "leanops.canary_deploy", "leanops.docgen", "leanops.notify")
+                                   "leanops.canary_deploy", "leanops.docgen", "leanops.notify",
+                                   "leanops.lineage")
 
 
 class _Parser(argparse.ArgumentParser):

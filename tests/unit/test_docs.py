@@ -22,7 +22,9 @@ def test_every_capability_page_carries_its_tables() -> None:
     names = {p.parent.name for p in (ROOT / "actions").glob("*/action.yml")}
     covered = {p.stem for p in docgen.pages(ROOT)}
     assert {n for n in names if (ROOT / f"docs/{n}.md").is_file()} <= covered
-    for name in ("data-validate", "train-with-cache", "gate-metrics", "build-push-image", "weekly-drift"):
+    assert {"ml-pipeline"} <= covered
+    for name in ("data-validate", "train-with-cache", "gate-metrics", "build-push-image", "weekly-drift",
+                 "ml-pipeline"):
         text = (ROOT / f"docs/{name}.md").read_text()
         for kind, source in docgen.wanted(ROOT, name):
             assert f"<!-- leanops:{kind} {source} -->" in text, (name, kind, source)
@@ -75,6 +77,17 @@ def test_a_new_workflow_output_or_secret_fails_the_check(kit: Path) -> None:
     assert cli.main(["docs", "--root", str(kit)]) == 0
     page = (kit / "docs/data-validate.md").read_text()
     assert docgen.REFERENCE_HEADING in page and "| `TOKEN` | yes |" in page
+    assert docgen.problems(kit) == []
+
+
+def test_a_new_page_gets_its_tables_from_leanops_docs(kit: Path) -> None:
+    page = kit / "docs/gate-metrics.md"
+    page.write_text("# gate-metrics\n\nProse only.\n")
+    assert docgen.problems(kit) == []  # a page without generated tables is not checked ...
+    assert cli.main(["docs", "--root", str(kit)]) == 0  # ... until the generator gives it all of them
+    text = page.read_text()
+    assert text.startswith("# gate-metrics\n\nProse only.\n\n" + docgen.REFERENCE_HEADING)
+    assert {(b.kind, b.source) for b in docgen.blocks(text)} == set(docgen.wanted(kit, "gate-metrics"))
     assert docgen.problems(kit) == []
 
 

@@ -396,3 +396,65 @@ def test_rollback_after_a_promotion_restores_the_previous_digest(promoted, image
     assert not load.failures, load.summary()
     res, _, _ = d.run("rollback")
     assert res.returncode == 2 and "no previous stable" in res.stderr.strip().splitlines()[-1]
+
+
+CALLER = """\
+name: canary-caller
+on: [push]
+permissions: {}
+jobs:
+  deploy:
+    uses: leanops/leanops/.github/workflows/canary-deploy.yml@main
+    permissions:
+      contents: read
+      packages: read
+    with:
+      image: IMAGE
+      environment: staging
+      name: NAME
+      steps: "10:3,50:3,100:3"
+      router-publish: PUBLISH
+      router-base-image: BASE
+  show:
+    needs: deploy
+    runs-on: ubuntu-latest
+    permissions: {}
+    steps:
+      - run: echo "out-verdict=$VERDICT out-digest=$DIGEST out-report=$REPORT"
+        env:
+          VERDICT: ${{ needs.deploy.outputs.verdict }}
+          DIGEST: ${{ needs.deploy.outputs.stable-digest }}
+          REPORT: ${{ needs.deploy.outputs.report-file }}
+"""
+
+
+def test_reusable_workflow_under_act_promotes_a_healthy_canary(harness, project: Path, images: dict[str, str],
+                                                               base_image: str, tmp_path: Path) -> None:
+    """The kit's reusable workflow, called as an adopter would, canaries an image on the engine act runs on."""
+    import re
+
+    from leanops.harness import ActRun
+
+    d = Deployment(project, "canary-act", base_image)
+    cleanup_deployment(d.name)
+    try:
+        d.start(images["stable"])
+        caller = (CALLER.replace("IMAGE", images["healthy"]).replace("NAME", d.name)
+                  .replace("PUBLISH", f"127.0.0.1:{d.port}").replace("BASE", base_image))
+        repo = make_repo(tmp_path / "caller", {
+            ".github/workflows/deploy.yml": caller,
+            "leanops.yml": "version: 1\nmodel:\n  name: churn\ncanary-deploy:\n  min-requests: 5\n"
+                           "  max-latency-ratio: 2.0\n  latency-slack-ms: 10\n"})
+        with Load(f"{d.url}/predict", rate=30) as load:
+            res = harness.run(ActRun(repo=repo), log=tmp_path / "act.log")
+        out = res.stdout + res.stderr
+        assert res.returncode == 0, out[-6000:]
+        assert "Main actions/cache" not in out  # no cache restored
+        m = re.search(r"out-verdict=(\S+) out-digest=(sha256:[0-9a-f]{64}) out-report=(\S+)", out)
+        assert m, out[-4000:]
+        assert m.group(1) == "promoted" and m.group(2) == images["healthy"].rsplit("@", 1)[1]
+        assert m.group(3).endswith("canary-report.json")
+        assert not load.failures, load.summary()
+        assert d.containers() == sorted([f"leanops-{d.name}-router", container(d.name, images["healthy"])])
+    finally:
+        cleanup_deployment(d.name)

@@ -1,22 +1,28 @@
-"""Under act: a throwaway repository made by `leanops init` from the example dataset passes ml-pipeline.yml on a
-pull request: plan, validate, train (the starter stage), gate (one sticky comment on the API recorder); the
-deployment jobs stay off on a pull request.
+"""Under act: a throwaway repository made by `leanops init` from the example dataset passes ml-pipeline.yml
+
+- on a pull request: plan, validate, train (the starter stage), gate (one sticky comment on the API recorder);
+  the deployment jobs stay off;
+- on a push to the default branch with a tracking server (the `mlflow_server` fixture), the local registry and
+  the real engine: the image is built and pushed by digest, the canary's first deploy starts it behind the
+  router, the candidate becomes the champion and the lineage record is kept with the model version.
 """
 
 from __future__ import annotations
 
 import json
 import re
+import urllib.request
 import uuid
 from pathlib import Path
 
 import pytest
 
 from leanops import cli
-from leanops.harness import ActRun
+from leanops.harness import REGISTRY, ActRun, ensure_base_image
 
 from ..api_recorder import Recorder
-from ..conftest import ROOT, make_repo
+from ..conftest import ROOT, free_port, make_repo
+from .test_canary_deploy import cleanup_deployment
 
 pytestmark = pytest.mark.e2e
 
@@ -24,9 +30,9 @@ NUMBER = 7
 CHURN = ROOT / "examples/churn/data/raw/churn.csv"
 
 
-def scaffold(path: Path) -> dict[str, str]:
+def scaffold(path: Path, model: str = "churn") -> dict[str, str]:
     """The files `leanops init --data` writes, as text (make_repo commits them)."""
-    assert cli.main(["init", str(path), "--data", str(CHURN), "--model-name", "churn"]) == 0
+    assert cli.main(["init", str(path), "--data", str(CHURN), "--model-name", model]) == 0
     return {p.relative_to(path).as_posix(): p.read_text() for p in sorted(path.rglob("*")) if p.is_file()}
 
 
@@ -69,3 +75,75 @@ def test_a_repository_made_by_init_passes_ml_pipeline_on_a_pull_request(harness,
     # no deployment from a pull request
     assert not re.search(r"ml-pipeline/(recorded image|promote|lineage)\s*\]", out)
     assert "build-push-image/image" not in out and "leanops lineage" not in out
+
+
+def push_event(path: Path, full_name: str) -> Path:
+    path.write_text(json.dumps({"ref": "refs/heads/main", "repository": {"full_name": full_name,
+                                                                         "default_branch": "main"}}))
+    return path
+
+
+def cleanup(name: str) -> None:
+    """The canary's containers, network and state volume, and this test's images (the engine is shared)."""
+    import docker
+
+    cleanup_deployment(name)
+    client = docker.from_env()
+    for image in client.images.list(name=f"{REGISTRY}/leanops-tests/{name}"):
+        try:
+            client.images.remove(image.id, force=True)
+        except docker.errors.APIError:
+            pass
+
+
+def test_a_push_to_the_default_branch_deploys_promotes_and_records(harness, mlflow_server: str,
+                                                                   tmp_path: Path) -> None:
+    from mlflow import MlflowClient
+
+    base = ensure_base_image()
+    model = f"churn-{uuid.uuid4().hex[:8]}"  # also the deployment's name and the image's
+    files = scaffold(tmp_path / "scaffold", model=model)
+    port = free_port()
+    files["leanops.yml"] = files["leanops.yml"].replace(
+        "build-push-image:\n",
+        f"build-push-image:\n  registry: {REGISTRY}/leanops-tests\n  base-image: {base}\n",
+    ).replace(
+        "weekly-drift:\n",
+        f"canary-deploy:\n  router:\n    publish: 127.0.0.1:{port}\n    base-image: {base}\n  ready-timeout: 120\n\n"
+        "weekly-drift:\n",
+    )
+    name = f"example/{model}"
+    repo = make_repo(tmp_path / "repo", files, origin=f"https://github.com/{name}.git")
+    try:
+        run = ActRun(repo=repo, event="push", event_file=push_event(tmp_path / "event.json", name),
+                     workflow=".github/workflows/ml-pipeline.yml",
+                     secrets={"GITHUB_TOKEN": "ghs_e2e_token", "MLFLOW_TRACKING_URI": mlflow_server})
+        res = harness.run(run, log=tmp_path / "act.log")
+        out = res.stdout + res.stderr
+        assert res.returncode == 0, out[-10000:]
+        assert "ml-pipeline: tracking=server deploy=true" in out
+        assert "Running stage 'train'" in out and "gate-metrics: 2 gates passed" in out
+        image = re.search(rf"{re.escape(REGISTRY)}/leanops-tests/{model}@sha256:[0-9a-f]{{64}}", out)
+        assert image, out[-10000:]
+        assert "first deploy: started as the stable without analysis" in out
+        assert "alias champion -> version 1" in out
+        assert f"lineage: kept with {model} version 1" in out
+
+        client = MlflowClient(mlflow_server, registry_uri=mlflow_server)
+        version = client.get_model_version_by_alias(model, "champion")
+        assert version.version == "1"
+        assert version.tags["leanops.image"] == image.group(0)
+        assert version.tags["leanops.lineage.canary"] == "promoted"
+        record = client.list_artifacts(version.run_id, "lineage")
+        assert [f.path for f in record] == [version.tags["leanops.lineage.record"]]
+        # the model serves behind the canary's router
+        body = json.dumps({"records": [{"tenure_months": 3, "monthly_charges": 95.0, "total_charges": 285.0,
+                                        "contract": "month-to-month", "payment_method": "electronic-check",
+                                        "internet_service": "fiber", "support_calls": 4, "senior_citizen": 0,
+                                        "gender": "female"}]}).encode()
+        req = urllib.request.Request(f"http://127.0.0.1:{port}/predict", data=body,
+                                     headers={"Content-Type": "application/json"})
+        with urllib.request.urlopen(req, timeout=30) as resp:
+            assert resp.status == 200
+    finally:
+        cleanup(model)

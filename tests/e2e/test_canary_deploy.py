@@ -412,7 +412,7 @@ jobs:
       image: IMAGE
       environment: staging
       name: NAME
-      steps: "10:3,50:3,100:3"
+      steps: "25:4,100:4"
       router-publish: PUBLISH
       router-base-image: BASE
   show:
@@ -443,9 +443,9 @@ def test_reusable_workflow_under_act_promotes_a_healthy_canary(harness, project:
                   .replace("PUBLISH", f"127.0.0.1:{d.port}").replace("BASE", base_image))
         repo = make_repo(tmp_path / "caller", {
             ".github/workflows/deploy.yml": caller,
-            "leanops.yml": "version: 1\nmodel:\n  name: churn\ncanary-deploy:\n  min-requests: 5\n"
+            "leanops.yml": "version: 1\nmodel:\n  name: churn\ncanary-deploy:\n  min-requests: 20\n"
                            "  max-latency-ratio: 2.0\n  latency-slack-ms: 10\n"})
-        with Load(f"{d.url}/predict", rate=30) as load:
+        with Load(f"{d.url}/predict", rate=60) as load:
             res = harness.run(ActRun(repo=repo), log=tmp_path / "act.log")
         out = res.stdout + res.stderr
         assert res.returncode == 0, out[-6000:]

@@ -265,7 +265,9 @@ def _cell(v: Any, fmt: str = "{}") -> str:
 def summary(report: Report, distance: str) -> str:
     head = f"### canary-deploy {report.name}: {report.verdict}\n\n{report.reason}\n\n"
     stable = report.stable.image if report.stable else "-"
-    head += f"stable: `{stable}`" + (f" (before: `{report.previous.image}`)" if report.previous else "") + "\n\n"
+    changed = report.previous is not None and report.stable is not None and report.previous.image != stable
+    head += f"stable: `{stable}`" + (f" (before: `{report.previous.image}`)" if changed and report.previous else "")
+    head += f"; canary: `{report.image}`\n\n" if report.verdict == ROLLED_BACK and report.image != stable else "\n\n"
     if not report.steps:
         return head
     rows = [[r["step"] if r["step"] > 0 else "start", f"{r['weight']}%",

@@ -27,7 +27,7 @@ import pytest
 
 from leanops.harness import REGISTRY, ensure_base_image
 
-from ..conftest import free_port, make_repo
+from ..conftest import free_port, make_repo, wait_for_http
 
 NAMESPACE = f"{REGISTRY}/leanops-tests"
 REPOSITORY = "canary-e2e"
@@ -212,16 +212,8 @@ class Load:
 
 
 def wait_router(url: str, timeout: float = 30.0) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        try:
-            with urllib.request.urlopen(url, timeout=2) as resp:
-                if resp.status == 200:
-                    return
-        except OSError:
-            pass
-        time.sleep(0.2)
-    raise RuntimeError(f"{url} did not answer")
+    if not wait_for_http(url, timeout=timeout):
+        raise RuntimeError(f"{url} did not answer")
 
 
 def deploy(project: Path, *args: str, env: dict[str, str] | None = None) -> tuple[subprocess.CompletedProcess[str],

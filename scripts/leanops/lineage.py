@@ -96,6 +96,9 @@ def _read_json(path: str, what: str) -> Any:
     if not path:
         return None
     p = Path(path)
+    if not p.is_file() and p.parent.is_dir():
+        # a downloaded artifact may keep the uploaded folder's name as a level of its own
+        p = next(iter(sorted(p.parent.rglob(p.name))), p)
     if not p.is_file():
         gh.warning(f"{what}: {path} not found; the record says so", title="leanops lineage")
         return None
@@ -198,7 +201,7 @@ def markdown(rec: dict[str, Any]) -> str:
     rows = [
         ["model", f"{m['name']} version {m['version']}" + (f" ({', '.join(m['aliases'])})" if m["aliases"] else "")],
         ["commit", f"`{src['commit'][:12]}` {src['ref']}".strip()],
-        ["data", data],
+        ["inputs (DVC deps)", data],
         ["dvc.lock", f"`{rec['data']['dvc_lock_sha256'][:16]}`" if rec["data"]["dvc_lock_sha256"] else "not recorded"],
         ["validation", yes_no(val.get("success"))
          + (f", {val['evaluated']} expectations" if "evaluated" in val else "")],

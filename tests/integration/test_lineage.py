@@ -60,8 +60,8 @@ def project(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
                         ("GITHUB_EVENT_NAME", "push")):
         monkeypatch.setenv(name, value)
     (tmp_path / "leanops.yml").write_text(f"version: 1\nmodel:\n  name: {MODEL}\n")
-    (tmp_path / "reports").mkdir()
-    (tmp_path / "reports/report.json").write_text(json.dumps(GATE_REPORT))
+    (tmp_path / "reports/gate-metrics").mkdir(parents=True)  # an artifact that kept its folder's name
+    (tmp_path / "reports/gate-metrics/report.json").write_text(json.dumps(GATE_REPORT))
     (tmp_path / "reports/result.json").write_text(json.dumps(VALIDATION))
     monkeypatch.chdir(tmp_path)
     return tmp_path

@@ -70,7 +70,7 @@ BEHAVIOURS: dict[str, dict[str, object]] = {
     "stable": {},
     "healthy": {},
     "errors": {"mode": "errors", "fail_every": 2},
-    "slow": {"mode": "slow", "delay": 0.05},
+    "slow": {"mode": "slow", "delay": 0.1},  # the stable answers in about 5-20 ms at 100 requests/s
     "crash": {"mode": "crash"},
     "shifted": {"mode": "shifted"},
 }
@@ -244,7 +244,7 @@ model:
 canary-deploy:
   min-requests: 20
   max-latency-ratio: 2.0
-  latency-slack-ms: 10
+  latency-slack-ms: 25
   ready-timeout: 60
 """
 
@@ -320,10 +320,14 @@ def shared(project: Path, images: dict[str, str], base_image: str) -> Iterator[D
 def test_a_bad_canary_is_rolled_back_and_the_stable_keeps_serving(shared: Deployment, images: dict[str, str],
                                                                     bad: str) -> None:
     d = shared
-    with Load(f"{d.url}/predict", rate=RATE) as load:
-        time.sleep(1)
-        res, outputs, summary = d.run("--image", images[bad], "--steps", STEPS)
-        time.sleep(1.5)
+    try:
+        with Load(f"{d.url}/predict", rate=RATE) as load:
+            time.sleep(1)
+            res, outputs, summary = d.run("--image", images[bad], "--steps", STEPS)
+            time.sleep(1.5)
+    finally:
+        if d.report()["stable"]["image"] != images["stable"]:
+            d.run("rollback")  # a bad canary promoted: put the stable back for the next case
     assert res.returncode == 1, res.stderr[-3000:]
     last = res.stderr.strip().splitlines()[-1]
     assert last.startswith("leanops canary-deploy: error: rolled back: "), last
@@ -450,3 +454,31 @@ def test_reusable_workflow_under_act_promotes_a_healthy_canary(harness, project:
         assert d.containers() == sorted([f"leanops-{d.name}-router", container(d.name, images["healthy"])])
     finally:
         cleanup_deployment(d.name)
+
+
+def test_a_cancelled_deploy_takes_the_canary_out_of_the_traffic(shared: Deployment, images: dict[str, str]) -> None:
+    """SIGTERM (a cancelled job) in the middle of a step: weight 0, canary removed, exit 130, stable serving."""
+    import os
+    import signal
+
+    d = shared
+    out = d.project / "cancel.out"
+    out.write_text("")
+    env = dict(os.environ, GITHUB_OUTPUT=str(out))
+    env.pop("GITHUB_ACTIONS", None)
+    cmd = [sys.executable, "-m", "leanops", "canary-deploy", "--image", images["healthy"], "--steps", "10:60,100:60",
+           "--name", d.name, "--router-publish", f"127.0.0.1:{d.port}", "--router-base-image", d.base_image]
+    with Load(f"{d.url}/predict", rate=RATE) as load:
+        proc = subprocess.Popen(cmd, cwd=d.project, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                text=True)
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline and len(d.containers()) < 3:
+            time.sleep(0.2)
+        time.sleep(8)  # ready (a few seconds), then it has had traffic for a moment
+        proc.send_signal(signal.SIGTERM)
+        _, stderr = proc.communicate(timeout=60)
+        time.sleep(1)
+    assert proc.returncode == 130, stderr[-3000:]
+    assert "interrupted: canary weight 0" in stderr
+    assert d.containers() == sorted([f"leanops-{d.name}-router", container(d.name, images["stable"])])
+    assert not load.failures, load.summary()

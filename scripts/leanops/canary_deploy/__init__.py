@@ -134,6 +134,12 @@ def run(args: argparse.Namespace) -> int:
     if operation == "deploy" and not args.image:
         raise BadInput("image: empty; expected REGISTRY/IMAGE@sha256:... (build-push-image's image output)")
     target = make_target(args, cfg, name, kind)
+    import signal
+
+    def _cancelled(signum: int, frame: Any) -> None:
+        raise KeyboardInterrupt  # a cancelled job: the controller takes the canary out of the traffic first
+
+    signal.signal(signal.SIGTERM, _cancelled)
     ctl = Controller(target, s, name)
     report = ctl.deploy(args.image, gh.commit_sha(cfg.root)) if operation == "deploy" else ctl.rollback()
     path = Path(args.report_file)

@@ -128,19 +128,28 @@ class Controller:
         report.previous = record.stable
         gh.step(f"stable {record.stable.image} (model {record.stable.model_version or '-'}), canary model "
                 f"{entry.model_version or '-'}")
-        with gh.group(f"start the canary {image}"):
-            why = t.start_canary(entry)
-        if why:
-            report.steps.append(step_row(Step(0, 0), -1, None, FAIL, why))
-            return self._rollback(report, f"the canary did not become ready: {why}", record)
-        baseline = t.scrape("stable")
-        for i, step in enumerate(self.s.steps):
-            outcome, reason = self._step(report, i, step, baseline)
-            if outcome != PASS:
-                return self._rollback(report, f"step {i + 1} ({step.weight}%): {reason}", record)
-        with gh.group(f"promote {image}"):
-            t.promote()
-            report.finished = time.monotonic()
+        try:
+            with gh.group(f"start the canary {image}"):
+                why = t.start_canary(entry)
+            if why:
+                report.steps.append(step_row(Step(0, 0), -1, None, FAIL, why))
+                return self._rollback(report, f"the canary did not become ready: {why}", record)
+            baseline = t.scrape("stable")
+            for i, step in enumerate(self.s.steps):
+                outcome, reason = self._step(report, i, step, baseline)
+                if outcome != PASS:
+                    return self._rollback(report, f"step {i + 1} ({step.weight}%): {reason}", record)
+            with gh.group(f"promote {image}"):
+                t.promote()
+                report.finished = time.monotonic()
+        except BaseException:
+            # cancelled, or the target failed halfway: the canary must not keep its traffic
+            gh.step("interrupted: canary weight 0, canary stopped, stable untouched")
+            try:
+                t.abort()
+            except Exception as exc:  # noqa: BLE001 - the first error is the one to report
+                gh.warning(f"the canary could not be taken out of the traffic: {exc}")
+            raise
         record.promote(entry)
         t.write_record(record)
         return self._done(report, PROMOTED, f"all {len(self.s.steps)} steps passed", record, entry)

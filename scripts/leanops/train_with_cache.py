@@ -710,6 +710,7 @@ def log_and_register(s: Settings, uri: str, key: str, lock_hash: str, metrics: d
             for name in metrics_files(s):
                 if (s.root / name).is_file():
                     client.log_artifact(run_id, str(s.root / name), "metrics")
+            mlflow.set_experiment(experiment_id=exp_id)  # start_run refuses a run outside the active experiment
             with mlflow.start_run(run_id=run_id):
                 info = mlflow.sklearn.log_model(model, name="model", pip_requirements=_requirements(),
                                                 serialization_format="cloudpickle", signature=_signature(s, model))

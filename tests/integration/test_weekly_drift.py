@@ -318,7 +318,7 @@ def test_reference_defaults_to_the_champions_training_data(tmp_path: Path, runne
                                          "  threshold: 0.3\n  ignore-columns: [customer_id]\n")
     db = project / ".leanops" / "mlflow" / "mlflow.db"
     db.parent.mkdir(parents=True)
-    client = MlflowClient(f"sqlite:///{db}")
+    client = MlflowClient(f"sqlite:///{db}", registry_uri=f"sqlite:///{db}")  # not the process's registry
     exp = client.create_experiment("churn", artifact_location=(project / "artifacts").as_uri())
     run = client.create_run(exp, tags={"dvc.dep.data/train.csv": md5, "dvc.dep.src/train.py": "0" * 32,
                                        "mlflow.source.git.commit": "a" * 40})

@@ -136,6 +136,13 @@ def test_a_push_to_the_default_branch_deploys_promotes_and_records(harness, mlfl
         assert version.tags["leanops.lineage.canary"] == "promoted"
         record = client.list_artifacts(version.run_id, "lineage")
         assert [f.path for f in record] == [version.tags["leanops.lineage.record"]]
+        rec = json.loads(Path(client.download_artifacts(version.run_id, record[0].path, str(tmp_path / "dl")))
+                         .read_text())
+        assert rec["gate"]["passed"] is True and [g["metric"] for g in rec["gate"]["gates"]] == ["roc_auc", "f1"]
+        assert rec["validation"]["success"] is True and rec["validation"]["evaluated"] > 0
+        assert rec["data"]["files"]["data/raw/churn.csv"] and rec["data"]["dvc_lock_sha256"]
+        assert (rec["image"]["ref"], rec["canary"]["verdict"]) == (image.group(0), "promoted")
+        assert rec["training"]["params"]["train.target"] == "churned"
         # the model serves behind the canary's router
         body = json.dumps({"records": [{"tenure_months": 3, "monthly_charges": 95.0, "total_charges": 285.0,
                                         "contract": "month-to-month", "payment_method": "electronic-check",

@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from . import gh
-from .errors import BadInput
+from .errors import BadInput, InfraError
 from .fsutil import atomic_write
 
 # template (relative to templates/) -> where it lands in the adopting repository
@@ -209,6 +209,12 @@ def _suite(root: Path, p: Plan, *, force: bool) -> str:
     existed = suite.exists()
     if existed and not force:
         return "exists"
+    try:
+        data_validate.import_gx()
+    except ImportError:
+        raise InfraError("the starter suite needs Great Expectations: install leanops with the 'data-validate' "
+                         f"extra, then run `leanops init` again (the other files are written; {p.suite} is not)"
+                         ) from None
     data_validate.run_init(argparse.Namespace(
         config=str(root / "leanops.yml"), dataset=str(root / p.data), suite=str(suite), force=force,
         margin=0.1, max_categories=20,

@@ -148,3 +148,12 @@ def test_template_files_map_every_template_once() -> None:
     files = init.template_files()
     assert set(files) == EXPECTED
     assert all(path.is_file() for path in files.values())
+
+
+def test_without_great_expectations_the_rest_is_written(tmp_path: Path, capsys: pytest.CaptureFixture[str],
+                                                        monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setitem(sys.modules, "great_expectations", None)  # as without the data-validate extra
+    assert cli.main(["init", str(tmp_path / "r"), "--data", str(CHURN)]) == 3
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "the starter suite needs Great Expectations" in err[0]
+    assert files_under(tmp_path / "r") == EXPECTED | {"data/raw/churn.csv"}

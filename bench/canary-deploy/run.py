@@ -55,7 +55,7 @@ def main() -> int:
     base = ensure_base_image()
     work = Path(tempfile.mkdtemp(prefix="leanops-canary-bench-"))
     yml = ("version: 1\nmodel:\n  name: churn\ncanary-deploy:\n  min-requests: 20\n  max-latency-ratio: 2.0\n"
-           "  latency-slack-ms: 10\n  ready-timeout: 60\n")
+           "  latency-slack-ms: 25\n  ready-timeout: 60\n")
     project = make_repo(work / "project", {"leanops.yml": yml})
     print("building the model images ...", file=sys.stderr, flush=True)
     images = build_images(project, base, ["stable", "healthy", "errors", "slow", "crash", "shifted"])

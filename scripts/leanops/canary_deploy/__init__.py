@@ -33,7 +33,7 @@ NAME = re.compile(r"^[a-z0-9]([a-z0-9-]{0,40}[a-z0-9])?$")
 def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     p = sub.add_parser("canary-deploy", help="stepwise canary of a model image: analysis, promote or roll back")
     p.add_argument("op", nargs="?", choices=["deploy", "rollback"], default=None, metavar="{deploy,rollback}",
-                   help="deploy (default) or rollback to the previous stable (env LEANOPS_OPERATION)")
+                   help="deploy (default) or rollback to the previous stable (or --operation)")
     add_flag(p, "--image", help="the canary: REGISTRY/IMAGE@sha256:... (build-push-image's image output)",
              default="")
     add_flag(p, "--name", help="the deployment's name (lower case, digits, -; default: model.name in leanops.yml)",

@@ -9,6 +9,11 @@ from pathlib import Path
 
 import pytest
 
+from .services import free_port, wait_for_http
+from .services import mlflow_server as mlflow_server_at
+
+__all__ = ["free_port", "wait_for_http"]  # imported from here by the tests
+
 ROOT = Path(__file__).resolve().parents[1]
 
 
@@ -75,58 +80,8 @@ def make_repo(path: Path, files: dict[str, str], *, origin: str = "https://githu
     return path
 
 
-def free_port() -> int:
-    """A TCP port on 127.0.0.1 that nothing listens on (at the time of asking)."""
-    import socket
-
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-def wait_for_http(url: str, *, alive=lambda: True, timeout: float = 120.0) -> bool:
-    """Poll ``url`` until it answers 200; False when ``alive()`` turns false or the time is up."""
-    import time
-    import urllib.request
-
-    deadline = time.monotonic() + timeout
-    while alive() and time.monotonic() < deadline:
-        try:
-            with urllib.request.urlopen(url, timeout=2) as resp:
-                if resp.status == 200:
-                    return True
-        except OSError:
-            pass
-        time.sleep(0.5)
-    return False
-
-
 @pytest.fixture(scope="session")
 def mlflow_server(tmp_path_factory: pytest.TempPathFactory):
     """A real `mlflow server` on 127.0.0.1 (free port, sqlite backend, artifacts in a tmp dir); yields its URI."""
-    import sys
-
-    base = tmp_path_factory.mktemp("mlflow-server")
-    port = free_port()
-    uri = f"http://127.0.0.1:{port}"
-    env = dict(os.environ, DO_NOT_TRACK="1", MLFLOW_DISABLE_TELEMETRY="true")
-    env.pop("MLFLOW_TRACKING_URI", None)
-    exe = Path(sys.executable).parent / "mlflow"
-    log = open(base / "server.log", "wb")  # noqa: SIM115 - closed at teardown
-    proc = subprocess.Popen(
-        [str(exe) if exe.exists() else "mlflow", "server", "--host", "127.0.0.1", "--port", str(port),
-         "--backend-store-uri", f"sqlite:///{base / 'mlflow.db'}", "--artifacts-destination", str(base / "artifacts"),
-         "--workers", "1"],
-        stdout=log, stderr=subprocess.STDOUT, env=env, cwd=base, start_new_session=True,
-    )
-    try:
-        if not wait_for_http(f"{uri}/health", alive=lambda: proc.poll() is None):
-            raise RuntimeError(f"mlflow server did not start: {(base / 'server.log').read_text()[-2000:]}")
+    with mlflow_server_at(tmp_path_factory.mktemp("mlflow-server")) as uri:
         yield uri
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-        log.close()

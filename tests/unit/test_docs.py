@@ -24,7 +24,7 @@ def test_every_capability_page_carries_its_tables() -> None:
     assert {n for n in names if (ROOT / f"docs/{n}.md").is_file()} <= covered
     assert {"ml-pipeline"} <= covered
     for name in ("data-validate", "train-with-cache", "gate-metrics", "build-push-image", "weekly-drift",
-                 "ml-pipeline"):
+                 "ml-pipeline", "canary-deploy"):
         text = (ROOT / f"docs/{name}.md").read_text()
         for kind, source in docgen.wanted(ROOT, name):
             assert f"<!-- leanops:{kind} {source} -->" in text, (name, kind, source)

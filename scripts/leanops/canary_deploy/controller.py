@@ -166,7 +166,7 @@ class Controller:
             tries = 1 + (self.s.extensions if self.s.on_inconclusive == "extend" else 0)
             v: Verdict | None = None
             for attempt in range(tries):
-                before = t.scrape("canary")
+                before, before_s = t.scrape("canary"), t.scrape("stable")
                 crashed = self._wait(step.window)
                 if crashed:
                     report.steps.append(step_row(step, i, None, FAIL, crashed))
@@ -179,7 +179,7 @@ class Controller:
                     report.steps.append(step_row(step, i, None, FAIL if after_c is None else INCONCLUSIVE, why))
                     return (FAIL if after_c is None else INCONCLUSIVE), why
                 canary = window(before, after_c)
-                stable = self._baseline(baseline, after_s)
+                stable = self._baseline(baseline, before_s, after_s)
                 v = judge(canary, stable, self.s.thresholds)
                 if v.outcome != INCONCLUSIVE or attempt == tries - 1:
                     break
@@ -192,11 +192,13 @@ class Controller:
                     f"{self.s.thresholds.distance} {_fmt_num(v.distance)}; {v.reason}")
             return v.outcome, v.reason
 
-    def _baseline(self, baseline: Snapshot | None, after: Snapshot) -> Stats:
-        """The stable over this deployment's windows; its whole life when they hold too few requests."""
-        pooled = window(baseline, after)
-        if pooled.requests >= self.s.thresholds.min_requests:
-            return pooled
+    def _baseline(self, start: Snapshot | None, before: Snapshot | None, after: Snapshot) -> Stats:
+        """The stable in the same window (same time, same host load) when it served enough requests there;
+        else over this deployment's windows (a 100% step); else over its whole life."""
+        for since in (before, start):
+            stats = window(since, after)
+            if since is not None and stats.requests >= self.s.thresholds.min_requests:
+                return stats
         return window(None, after)
 
     def _wait(self, seconds: float) -> str:

@@ -177,25 +177,24 @@ def test_detected_drift_notifies(webhook: Webhook, tmp_path: Path, runner_files,
 
 
 def test_promotion_notifies(webhook: Webhook, tmp_path: Path, runner_files, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Promotions in the embedded store train-with-cache keeps (.leanops/mlflow under the working directory)."""
     from mlflow import MlflowClient
 
-    from ..integration.test_gate_metrics import CONFIG, MODEL, register, write_candidate
+    from ..integration.test_gate_metrics import MODEL, register
 
     for name in ("GITHUB_EVENT_PATH", "MLFLOW_TRACKING_URI", "GITHUB_REF_NAME"):
         monkeypatch.delenv(name, raising=False)
-    root = tmp_path / "project"
-    (root / ".leanops/mlflow").mkdir(parents=True)
-    monkeypatch.chdir(root)
-    uri = f"sqlite:///{root / '.leanops/mlflow/mlflow.db'}"
-    client = MlflowClient(uri, registry_uri=uri)
-    (root / "leanops.yml").write_text(CONFIG.replace("  latency:\n    data: rows.csv\n    max-p95-single-ms: 2000\n"
-                                                     "    batch-size: 16\n    samples: 20\n", ""))
-    v1 = register(client, uri, {"roc_auc": 0.80, "f1": 0.70})
-    v2 = register(client, uri, {"roc_auc": 0.83, "f1": 0.72})
-    write_candidate(root, {"roc_auc": 0.83, "f1": 0.72}, flipped=0.0)
-    base = ["gate-metrics", "promote", "--working-directory", str(root), "--comment", "false"]
-    assert cli.main([*base, "--model-version", v1]) == 0
-    assert cli.main([*base, "--model-version", v2]) == 0
-    assert cli.main([*base, "--model-version", v2]) == 0  # already the champion: no message
-    assert webhook.texts() == [f":white_check_mark: promoted {MODEL} version {v1} (the first champion)",
-                               f":white_check_mark: promoted {MODEL} version {v2} (champion before: version {v1})"]
+    store = tmp_path / ".leanops/mlflow"
+    store.mkdir(parents=True)
+    (tmp_path / "leanops.yml").write_text(f"version: 1\nmodel:\n  name: {MODEL}\n"
+                                          "gate-metrics:\n  gates:\n    roc_auc: {min: 0.6}\n")
+    uri = f"sqlite:///{store / 'mlflow.db'}"
+    versions = [register(MlflowClient(uri, registry_uri=uri), uri, {"roc_auc": auc}) for auc in (0.80, 0.83)]
+    monkeypatch.chdir(tmp_path)
+    base = ["gate-metrics", "promote", "--comment", "false", "--model-version"]
+    assert cli.main([*base, versions[0]]) == 0
+    assert cli.main([*base, versions[1]]) == 0
+    assert cli.main([*base, versions[1]]) == 0  # already the champion: no message
+    assert webhook.texts() == [
+        f":white_check_mark: promoted {MODEL} version {versions[0]} (the first champion)",
+        f":white_check_mark: promoted {MODEL} version {versions[1]} (champion before: version {versions[0]})"]

@@ -32,6 +32,8 @@ from . import gh
 from .errors import BadInput, InfraError
 
 LOCAL_STORE = Path(".leanops") / "mlflow"
+# the run artifact holding the per-example predictions of gate-metrics.bootstrap.predictions (tag of a version)
+TAG_PREDICTIONS = "leanops.predictions_artifact"
 RETRY_STATUS = {429, 500, 502, 503, 504}
 ALIAS_URI = re.compile(r"^models:/(?P<name>[^/@]+)@(?P<alias>[A-Za-z0-9_-]+)$")
 

@@ -595,6 +595,12 @@ def _load_model(s: Settings) -> Any:
                        line=s.cfg.line_of("model", "path")) from None
 
 
+def _gate_predictions(s: Settings) -> str:
+    """gate-metrics.bootstrap.predictions when the pipeline wrote it ("" otherwise)."""
+    name = str(((s.cfg.data.get("gate-metrics") or {}).get("bootstrap") or {}).get("predictions") or "")
+    return name if name and (s.root / name).is_file() else ""
+
+
 def _example_path(s: Settings) -> tuple[Path | None, str]:
     """model.input-example, else the CSV/Parquet input of the stage that writes model.path."""
     explicit = (s.cfg.data.get("model") or {}).get("input-example")
@@ -711,6 +717,11 @@ def log_and_register(s: Settings, uri: str, key: str, lock_hash: str, metrics: d
                 if (s.root / name).is_file():
                     client.log_artifact(run_id, str(s.root / name), "metrics")
             mlflow.set_experiment(experiment_id=exp_id)  # start_run refuses a run outside the active experiment
+            version_tags = {TAG_LOCK: lock_hash, TAG_KEY: key}
+            predictions = _gate_predictions(s)
+            if predictions:  # what gate-metrics compares, for a gate (or promotion) in a job of its own
+                client.log_artifact(run_id, str(s.root / predictions), "gate-metrics")
+                version_tags[tracking.TAG_PREDICTIONS] = f"gate-metrics/{Path(predictions).name}"
             with mlflow.start_run(run_id=run_id):
                 info = mlflow.sklearn.log_model(model, name="model", pip_requirements=_requirements(),
                                                 serialization_format="cloudpickle", signature=_signature(s, model))
@@ -718,7 +729,7 @@ def log_and_register(s: Settings, uri: str, key: str, lock_hash: str, metrics: d
             _fault("before-register")
             if push:
                 dvc_transfer(s, "push")
-            mv = mlflow.register_model(info.model_uri, s.model_name, tags={TAG_LOCK: lock_hash, TAG_KEY: key})
+            mv = mlflow.register_model(info.model_uri, s.model_name, tags=version_tags)
             version = str(mv.version)
             client.set_tag(run_id, TAG_VERSION, version)
             _fault("before-alias")

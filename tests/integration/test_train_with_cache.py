@@ -94,7 +94,8 @@ def runs_of(client, experiment: str) -> list:
 
 
 def test_trains_registers_skips_and_retrains_on_a_param_change(
-    tmp_path: Path, runner_files: dict[str, Path], mlflow_server: str, client, monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path, runner_files: dict[str, Path], mlflow_server: str, client, monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
 ) -> None:
     repo = churn_repo(tmp_path / "churn")
     monkeypatch.chdir(repo)
@@ -124,6 +125,20 @@ def test_trains_registers_skips_and_retrains_on_a_param_change(
                       "total_charges", "support_calls", "senior_citizen"]
     text = summary.read_text()
     assert "| prepare | ran |" in text and "| train | ran |" in text and "| roc_auc | 0.822012 |" in text
+    # the predictions gate-metrics compares travel with the run: a gate in a job of its own (no DVC outputs in
+    # its work tree) fetches them from the candidate's run
+    version = client.get_model_version(model, "1")
+    assert version.tags["leanops.predictions_artifact"] == "gate-metrics/predictions.csv"
+    elsewhere = tmp_path / "gate-job"
+    elsewhere.mkdir()
+    shutil.copy2(repo / "leanops.yml", elsewhere / "leanops.yml")
+    out_file.write_text("")
+    summary.write_text("")
+    assert cli.main(["gate-metrics", "--working-directory", str(elsewhere), "--tracking-uri", mlflow_server,
+                     "--model-name", model, "--model-version", "1", "--run-id", first["run-id"],
+                     "--comment", "false"]) == 0
+    assert "candidate predictions: gate-metrics/predictions.csv of run" in capsys.readouterr().out
+    monkeypatch.chdir(repo)
 
     # 2: nothing changed: skipped, no new run, outputs point at run 1
     out_file.write_text("")

@@ -159,6 +159,11 @@ def gate(s: Settings) -> int:
     # per-example predictions: fairness for both sides, the paired bootstrap between them
     cand_table = champ_table = None
     pred_path, pred_shown = predictions_path(s)
+    if pred_path is not None and not pred_path.is_file():
+        fetched = sources.candidate_predictions(s, cand, pred_shown)
+        if fetched is not None:
+            pred_path, pred_shown = fetched
+            gh.step(f"candidate predictions: {pred_shown}")
     if pred_path is not None:
         if not pred_path.is_file():
             raise BadInput(f"bootstrap.predictions: {pred_shown} not found; expected the candidate's per-example "

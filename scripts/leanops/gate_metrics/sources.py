@@ -18,7 +18,7 @@ from ..errors import BadInput
 CHAMPION, CHALLENGER, PREVIOUS = "champion", "challenger", "previous-champion"
 TAG_PROMOTED_AT = "leanops.promoted_at"
 TAG_METRICS = "leanops.metrics"
-TAG_PREDICTIONS = "leanops.predictions_artifact"
+TAG_PREDICTIONS = tracking.TAG_PREDICTIONS
 
 
 @dataclass
@@ -341,6 +341,18 @@ def version_metrics(uri: str, detail: tracking.VersionDetail) -> dict[str, float
     metrics = (tracking.run_metrics(uri, detail.info.run_id) or {}) if detail.info.run_id else {}
     metrics.update(_recorded(detail))
     return metrics
+
+
+def candidate_predictions(s: Settings, side: Side, name: str) -> tuple[Path, str] | None:
+    """The candidate's predictions from its MLflow run, when the work tree lacks them (the gate runs in a job of
+    its own): the artifact its version names, else ``gate-metrics/<name>`` that train-with-cache logs."""
+    if not side.run_id:
+        return None
+    uri = s.tracking_uri()
+    found = tracking.version_detail(uri, s.model_name, side.version) if side.version and s.model_name else None
+    artifact = (found.tags.get(TAG_PREDICTIONS) if found else None) or f"gate-metrics/{Path(name).name}"
+    local = tracking.download_artifact(uri, side.run_id, artifact, Path(tempfile.mkdtemp(prefix="leanops-gate-")))
+    return (local, f"{artifact} of run {side.run_id}") if local is not None and local.is_file() else None
 
 
 def _from_registry(s: Settings) -> tuple[Side | None, list[Point]]:

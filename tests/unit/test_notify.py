@@ -189,8 +189,8 @@ def test_promotion_notifies(webhook: Webhook, tmp_path: Path, runner_files, monk
     (tmp_path / "leanops.yml").write_text(f"version: 1\nmodel:\n  name: {MODEL}\n"
                                           "gate-metrics:\n  gates:\n    roc_auc: {min: 0.6}\n")
     uri = f"sqlite:///{store / 'mlflow.db'}"
+    monkeypatch.chdir(tmp_path)  # first: a sqlite store's artifacts go to ./mlruns
     versions = [register(MlflowClient(uri, registry_uri=uri), uri, {"roc_auc": auc}) for auc in (0.80, 0.83)]
-    monkeypatch.chdir(tmp_path)
     base = ["gate-metrics", "promote", "--comment", "false", "--model-version"]
     assert cli.main([*base, versions[0]]) == 0
     assert cli.main([*base, versions[1]]) == 0

@@ -108,7 +108,12 @@ def plan(args: argparse.Namespace) -> Plan:
         raise BadInput(f"registry/image: {ref!r} is not a valid image repository; expected HOST[:PORT]/PATH in "
                        "lower case")
     dockerfile = args.dockerfile or section.get("dockerfile") or ""
-    dockerfile_path = (cfg.root / dockerfile) if dockerfile else kit_root() / "templates" / "Dockerfile"
+    if dockerfile:
+        dockerfile_path = cfg.root / dockerfile
+    else:
+        from .init import templates_dir  # the checkout's templates/, or leanops/templates inside a wheel
+
+        dockerfile_path = templates_dir() / "Dockerfile"
     if not dockerfile_path.is_file():
         raise BadInput(f"dockerfile: {dockerfile_path} does not exist")
     version = args.version.strip()

@@ -35,7 +35,7 @@ APP_LABEL = "io.leanops.canary.app"
 DIGEST_LABEL = "io.leanops.canary.digest"
 FETCH = ("import sys, urllib.request\n"
          "try:\n"
-         f"    r = urllib.request.urlopen('http://127.0.0.1:{PORT}' + sys.argv[1], timeout=5)\n"
+         f"    r = urllib.request.urlopen('http://127.0.0.1:{PORT}' + sys.argv[1], timeout=10)\n"
          "    sys.stdout.write(r.read().decode())\n"
          "except Exception as e:\n"
          "    sys.stdout.write(str(e)); sys.exit(1)\n")
@@ -259,10 +259,16 @@ class DockerTarget:
 
     def problem(self, name: str) -> str:
         """Why the container cannot serve ('' while it runs)."""
+        import docker.errors
+
         c = self._get(name)
+        try:
+            if c is not None:
+                c.reload()
+        except docker.errors.NotFound:
+            c = None
         if c is None:
             return f"container {name} is gone"
-        c.reload()
         if c.status == "running":
             return ""
         code = c.attrs.get("State", {}).get("ExitCode")
@@ -294,7 +300,13 @@ class DockerTarget:
 
     def scrape(self, role: str) -> Snapshot | None:
         name = self.canary_name if role == "canary" else self.stable_name
-        text = self.fetch(name, "/metrics") if name else None
+        text = None
+        for attempt in range(3 if name else 0):  # a busy server may miss one scrape: not yet inconclusive
+            if attempt:
+                time.sleep(attempt)
+            text = self.fetch(name, "/metrics")
+            if text is not None:
+                break
         return Snapshot.parse(text) if text is not None else None
 
     def remove(self, name: str, *, grace: int = 10) -> None:
@@ -308,8 +320,9 @@ class DockerTarget:
 
     def leftovers(self, keep: set[str]) -> list[str]:
         """Model containers of this app that are neither the stable nor the router (an interrupted run's)."""
-        found = self.client.containers.list(all=True, filters={"label": f"{APP_LABEL}={self.name}"})
-        return [c.name for c in found if c.name not in keep and c.name != self.router_name]
+        found = self.client.api.containers(all=True, filters={"label": f"{APP_LABEL}={self.name}"})
+        names = [c["Names"][0].lstrip("/") for c in found]
+        return [n for n in names if n not in keep and n != self.router_name]
 
     # ------------------------------------------------------------------ router
 

@@ -60,3 +60,18 @@ def mlflow_server(base: Path, port: int | None = None) -> Iterator[str]:
                 proc.wait(timeout=20)
             except subprocess.TimeoutExpired:
                 proc.kill()
+
+
+def remove_deployment(name: str) -> None:
+    """Every container, the network and the state volume of one canary deployment (the engine is shared)."""
+    import docker
+
+    client = docker.from_env()
+    for c in client.containers.list(all=True, filters={"label": f"io.leanops.canary.app={name}"}):
+        c.remove(force=True)
+    for n in client.networks.list(names=[f"leanops-{name}"]):
+        n.remove()
+    try:
+        client.volumes.get(f"leanops-{name}-state").remove(force=True)
+    except docker.errors.NotFound:
+        pass

@@ -35,7 +35,7 @@ APP_LABEL = "io.leanops.canary.app"
 DIGEST_LABEL = "io.leanops.canary.digest"
 FETCH = ("import sys, urllib.request\n"
          "try:\n"
-         f"    r = urllib.request.urlopen('http://127.0.0.1:{PORT}' + sys.argv[1], timeout=5)\n"
+         f"    r = urllib.request.urlopen('http://127.0.0.1:{PORT}' + sys.argv[1], timeout=15)\n"
          "    sys.stdout.write(r.read().decode())\n"
          "except Exception as e:\n"
          "    sys.stdout.write(str(e)); sys.exit(1)\n")

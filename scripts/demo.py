@@ -81,7 +81,8 @@ def event(path: Path, payload: dict[str, object]) -> Path:
 
 
 def job_ok(out: str, job: str) -> bool:
-    return bool(re.search(rf"{re.escape(job)}\s*\] 🏁  Job succeeded", out))
+    """act's line for a job of a called workflow: ``[CALLER_JOB/WORKFLOW_NAME/JOB] 🏁  Job succeeded``."""
+    return bool(re.search(rf"\[[^\]\n]*{re.escape(job)}[^\]\n]*\] 🏁  Job succeeded", out))
 
 
 def find(pattern: str, out: str, default: str = "") -> str:
@@ -94,10 +95,11 @@ def pipeline_rows(label: str, out: str) -> list[list[str]]:
     image = find(rf"({re.escape(REGISTRY)}/leanops-demo/{MODEL}@sha256:[0-9a-f]{{64}})", out)
     verdict = find(r"verdict[=: ]+(promoted|rolled-back)", out, "first deploy" if "first deploy" in out else "")
     return [
-        [f"{label}: data-validate", "ok" if job_ok(out, "data-validate/validate") else "failed",
-         find(r"(\d+ expectation\(s\)[^\n|]*|\d+ of \d+ expectations? passed[^\n|]*)", out)],
+        [f"{label}: data-validate", "ok" if job_ok(out, "data-validate/data-validate") else "failed",
+         find(r"data-validate: (\d+ expectations evaluated[^\n]*)", out)],
         [f"{label}: train-with-cache", "ok" if job_ok(out, "train-with-cache/train") else "failed",
-         find(r"(version \d+ of " + MODEL + r"[^\n]*)", out) or find(r"(skipped: nothing changed)", out)],
+         find(r"(registered " + MODEL + r" version \d+ with alias challenger)", out)
+         or find(r"(skipped[^\n]*)", out)],
         [f"{label}: gate-metrics", "ok" if job_ok(out, "gate-metrics/gate") else "failed",
          find(r"(gate-metrics: \d+ gates? (?:passed|failed)[^\n]*)", out)],
         [f"{label}: build-push-image", "ok" if image else "failed", image],

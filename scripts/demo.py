@@ -32,7 +32,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))  # the demo borrows the tests' local services (an API recorder, mlflow server)
 
 from tests.api_recorder import Recorder  # noqa: E402
-from tests.services import free_port, mlflow_server, remove_deployment  # noqa: E402
+from tests.services import Load, free_port, mlflow_server, remove_deployment  # noqa: E402
 
 from leanops import cli, gh  # noqa: E402
 from leanops.fsutil import atomic_write_json  # noqa: E402
@@ -138,8 +138,6 @@ def main() -> int:
     router = f"http://127.0.0.1:{port}"
     repo = make_repo(work / "churn", base, port)
     rows: list[list[str]] = []
-    from tests.e2e.test_canary_deploy import Load
-
     with mlflow_server(work / "mlflow") as tracking, Recorder(log=work / "github-api.jsonl") as api:
         secrets = {"GITHUB_TOKEN": "ghs_demo_token", "MLFLOW_TRACKING_URI": tracking}
         env = {"GITHUB_API_URL": api.url}

@@ -3,13 +3,17 @@
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import socket
 import subprocess
 import sys
+import threading
 import time
+import urllib.error
 import urllib.request
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
 from pathlib import Path
 
 
@@ -75,3 +79,79 @@ def remove_deployment(name: str) -> None:
         client.volumes.get(f"leanops-{name}-state").remove(force=True)
     except docker.errors.NotFound:
         pass
+
+
+CHURN = Path(__file__).resolve().parents[1] / "examples" / "churn"
+CHURN_FEATURES = ["contract", "payment_method", "internet_service", "tenure_months", "monthly_charges",
+                  "total_charges", "support_calls", "senior_citizen"]
+
+
+def churn_records(n: int = 200) -> list[dict[str, object]]:
+    """The first ``n`` rows of the churn example, as the model server's request records."""
+    import pandas as pd
+
+    frame = pd.read_csv(CHURN / "data" / "raw" / "churn.csv", nrows=n)[CHURN_FEATURES]
+    return list(json.loads(frame.to_json(orient="records")))
+
+
+@dataclass
+class Load:
+    """About ``rate`` requests per second to ``url`` (one row each, a new connection each) until stopped."""
+
+    url: str
+    rate: float = 100.0
+    timeout: float = 10.0
+    results: list[tuple[float, object]] = field(default_factory=list)  # (start, status or exception name)
+    records: list[dict[str, object]] = field(default_factory=list)  # request rows; default: the churn example's
+
+    def __post_init__(self) -> None:
+        self._rows = self.records or churn_records(200)
+        self._stop = threading.Event()
+        self._lock = threading.Lock()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._workers: list[threading.Thread] = []
+
+    def _one(self, i: int) -> None:
+        body = json.dumps({"records": [self._rows[i % len(self._rows)]]}).encode()
+        start = time.monotonic()
+        status: object
+        try:
+            req = urllib.request.Request(self.url, data=body, headers={"Content-Type": "application/json"})
+            with urllib.request.urlopen(req, timeout=self.timeout) as resp:
+                resp.read()
+                status = resp.status
+        except urllib.error.HTTPError as exc:
+            status = exc.code
+        except Exception as exc:  # noqa: BLE001 - a client failure, counted by its kind
+            status = type(exc).__name__
+        with self._lock:
+            self.results.append((start, status))
+
+    def _run(self) -> None:
+        t0, i = time.monotonic(), 0
+        while not self._stop.is_set():
+            worker = threading.Thread(target=self._one, args=(i,), daemon=True)
+            worker.start()
+            self._workers.append(worker)
+            i += 1
+            time.sleep(max(0.0, t0 + i / self.rate - time.monotonic()))
+
+    def __enter__(self) -> Load:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join()
+        for w in self._workers:
+            w.join(self.timeout + 5)
+
+    @property
+    def failures(self) -> list[tuple[float, object]]:
+        return [(t, s) for t, s in self.results if s != 200]
+
+    def summary(self) -> str:
+        kinds: dict[str, int] = {}
+        for _, s in self.results:
+            kinds[str(s)] = kinds.get(str(s), 0) + 1
+        return f"{len(self.results)} requests: {kinds}"

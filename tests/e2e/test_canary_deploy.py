@@ -15,12 +15,8 @@ import json
 import os
 import subprocess
 import sys
-import threading
 import time
-import urllib.error
-import urllib.request
 from collections.abc import Iterator
-from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
@@ -28,6 +24,8 @@ import pytest
 from leanops.harness import REGISTRY, ensure_base_image
 
 from ..conftest import free_port, make_repo, wait_for_http
+from ..services import Load
+from ..services import remove_deployment as cleanup_deployment
 
 NAMESPACE = f"{REGISTRY}/leanops-tests"
 REPOSITORY = "canary-e2e"
@@ -133,83 +131,6 @@ def remove_images(images: dict[str, str]) -> None:
             client.images.remove(image.id, force=True)
         except docker.errors.APIError:
             pass
-
-
-def cleanup_deployment(name: str) -> None:
-    """Every container, the network and the state volume of one deployment (the engine is shared)."""
-    import docker
-
-    client = docker.from_env()
-    for c in client.containers.list(all=True, filters={"label": f"io.leanops.canary.app={name}"}):
-        c.remove(force=True)
-    for n in client.networks.list(names=[f"leanops-{name}"]):
-        n.remove()
-    try:
-        client.volumes.get(f"leanops-{name}-state").remove(force=True)
-    except docker.errors.NotFound:
-        pass
-
-
-@dataclass
-class Load:
-    """About ``rate`` requests per second to ``url`` (one row each, a new connection each) until stopped."""
-
-    url: str
-    rate: float = 100.0
-    timeout: float = 10.0
-    results: list[tuple[float, object]] = field(default_factory=list)  # (start, status or exception name)
-
-    def __post_init__(self) -> None:
-        self._rows = rows(200)
-        self._stop = threading.Event()
-        self._lock = threading.Lock()
-        self._thread = threading.Thread(target=self._run, daemon=True)
-        self._workers: list[threading.Thread] = []
-
-    def _one(self, i: int) -> None:
-        body = json.dumps({"records": [self._rows[i % len(self._rows)]]}).encode()
-        start = time.monotonic()
-        status: object
-        try:
-            req = urllib.request.Request(self.url, data=body, headers={"Content-Type": "application/json"})
-            with urllib.request.urlopen(req, timeout=self.timeout) as resp:
-                resp.read()
-                status = resp.status
-        except urllib.error.HTTPError as exc:
-            status = exc.code
-        except Exception as exc:  # noqa: BLE001 - a client failure, counted by its kind
-            status = type(exc).__name__
-        with self._lock:
-            self.results.append((start, status))
-
-    def _run(self) -> None:
-        t0, i = time.monotonic(), 0
-        while not self._stop.is_set():
-            worker = threading.Thread(target=self._one, args=(i,), daemon=True)
-            worker.start()
-            self._workers.append(worker)
-            i += 1
-            time.sleep(max(0.0, t0 + i / self.rate - time.monotonic()))
-
-    def __enter__(self) -> Load:
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self._stop.set()
-        self._thread.join()
-        for w in self._workers:
-            w.join(self.timeout + 5)
-
-    @property
-    def failures(self) -> list[tuple[float, object]]:
-        return [(t, s) for t, s in self.results if s != 200]
-
-    def summary(self) -> str:
-        kinds: dict[str, int] = {}
-        for _, s in self.results:
-            kinds[str(s)] = kinds.get(str(s), 0) + 1
-        return f"{len(self.results)} requests: {kinds}"
 
 
 def wait_router(url: str, timeout: float = 30.0) -> None:

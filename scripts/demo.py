@@ -32,7 +32,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))  # the demo borrows the tests' local services (an API recorder, mlflow server)
 
 from tests.api_recorder import Recorder  # noqa: E402
-from tests.services import Load, free_port, mlflow_server, remove_deployment  # noqa: E402
+from tests.services import Load, copy_example, free_port, mlflow_server, remove_deployment  # noqa: E402
 
 from leanops import cli, gh  # noqa: E402
 from leanops.fsutil import atomic_write_json  # noqa: E402
@@ -53,12 +53,7 @@ def make_repo(dest: Path, base_image: str, port: int) -> Path:
     """The example's committed files and what `leanops init` adds, configured for this machine."""
     if dest.exists():
         shutil.rmtree(dest)
-    names = subprocess.run(["git", "-C", str(ROOT), "ls-files", "examples/churn"], capture_output=True, text=True,
-                           check=True).stdout.split()
-    for name in names:
-        target = dest / Path(name).relative_to("examples/churn")
-        target.parent.mkdir(parents=True, exist_ok=True)
-        shutil.copy2(ROOT / name, target)
+    copy_example(dest)
     with gh.group("leanops init (the caller workflows)"):
         if cli.main(["init", str(dest), "--model-name", MODEL]) != 0:
             raise SystemExit("demo: leanops init failed")

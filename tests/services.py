@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import shutil
 import socket
 import subprocess
 import sys
@@ -84,6 +85,30 @@ def remove_deployment(name: str) -> None:
 CHURN = Path(__file__).resolve().parents[1] / "examples" / "churn"
 CHURN_FEATURES = ["contract", "payment_method", "internet_service", "tenure_months", "monthly_charges",
                   "total_charges", "support_calls", "senior_citizen"]
+
+
+def copy_example(dest: Path) -> Path:
+    """The churn example's committed files (no pipeline outputs) copied into ``dest``."""
+    kit = CHURN.parents[1]
+    names = subprocess.run(["git", "-C", str(kit), "ls-files", "examples/churn"], capture_output=True, text=True,
+                           check=True).stdout.split()
+    for name in names:
+        target = dest / Path(name).relative_to("examples/churn")
+        target.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy2(kit / name, target)
+    return dest
+
+
+def remove_images(repository: str) -> None:
+    """Every local image of ``repository`` (REGISTRY/NAMESPACE/NAME): the engine is shared between tests."""
+    import docker
+
+    client = docker.from_env()
+    for image in client.images.list(name=repository):
+        try:
+            client.images.remove(image.id, force=True)
+        except docker.errors.APIError:
+            pass
 
 
 def churn_records(n: int = 200) -> list[dict[str, object]]:

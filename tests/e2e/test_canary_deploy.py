@@ -26,6 +26,7 @@ from leanops.harness import REGISTRY, ensure_base_image
 from ..conftest import free_port, make_repo, wait_for_http
 from ..services import Load
 from ..services import remove_deployment as cleanup_deployment
+from ..services import remove_images as remove_repository_images
 
 NAMESPACE = f"{REGISTRY}/leanops-tests"
 REPOSITORY = "canary-e2e"
@@ -123,14 +124,7 @@ def build_images(project: Path, base_image: str, names: list[str] | None = None)
 
 
 def remove_images(images: dict[str, str]) -> None:
-    import docker
-
-    client = docker.from_env()
-    for image in client.images.list(name=f"{NAMESPACE}/{REPOSITORY}"):
-        try:
-            client.images.remove(image.id, force=True)
-        except docker.errors.APIError:
-            pass
+    remove_repository_images(f"{NAMESPACE}/{REPOSITORY}")
 
 
 def wait_router(url: str, timeout: float = 30.0) -> None:

@@ -22,6 +22,7 @@ from leanops.harness import REGISTRY, ActRun, ensure_base_image
 
 from ..api_recorder import Recorder
 from ..conftest import ROOT, free_port, make_repo
+from ..services import remove_images
 from .test_canary_deploy import cleanup_deployment
 
 pytestmark = pytest.mark.e2e
@@ -85,15 +86,8 @@ def push_event(path: Path, full_name: str) -> Path:
 
 def cleanup(name: str) -> None:
     """The canary's containers, network and state volume, and this test's images (the engine is shared)."""
-    import docker
-
     cleanup_deployment(name)
-    client = docker.from_env()
-    for image in client.images.list(name=f"{REGISTRY}/leanops-tests/{name}"):
-        try:
-            client.images.remove(image.id, force=True)
-        except docker.errors.APIError:
-            pass
+    remove_images(f"{REGISTRY}/leanops-tests/{name}")
 
 
 def test_a_push_to_the_default_branch_deploys_promotes_and_records(harness, mlflow_server: str,

@@ -14,7 +14,8 @@ import pytest
 
 from leanops import cli
 
-from ..conftest import ROOT, free_port
+from ..conftest import free_port
+from ..services import copy_example
 from ..unit.test_gh import parse_outputs
 
 for _key, _value in (("DO_NOT_TRACK", "1"), ("MLFLOW_DISABLE_TELEMETRY", "true"), ("DVC_NO_ANALYTICS", "1")):
@@ -33,13 +34,7 @@ def git_init(path: Path) -> Path:
 
 def churn_repo(dest: Path) -> Path:
     """examples/churn's committed files (no outputs) in a fresh git repository."""
-    names = subprocess.run(["git", "-C", str(ROOT), "ls-files", "examples/churn"], capture_output=True, text=True,
-                           check=True).stdout.split()
-    for name in names:
-        target = dest / Path(name).relative_to("examples/churn")
-        target.parent.mkdir(parents=True, exist_ok=True)
-        shutil.copy2(ROOT / name, target)
-    return git_init(dest)
+    return git_init(copy_example(dest))
 
 
 def tiny_repo(dest: Path, *, stage_code: str, metrics: str = "metrics.json") -> Path:

@@ -41,6 +41,7 @@ from leanops.harness import REGISTRY, ActRun, Harness, default_home, ensure_base
 MODEL = "churn-classifier"  # model.name of the example: the image's and the deployment's name too
 NAME = "example/churn"
 CRON = "17 6 * * 1"
+RATE = 100  # requests per second through the router during push 2
 GIT_ENV = {"GIT_AUTHOR_NAME": "demo", "GIT_AUTHOR_EMAIL": "demo@example.com", "GIT_COMMITTER_NAME": "demo",
            "GIT_COMMITTER_EMAIL": "demo@example.com"}
 
@@ -58,8 +59,8 @@ def make_repo(dest: Path, base_image: str, port: int) -> Path:
         if cli.main(["init", str(dest), "--model-name", MODEL]) != 0:
             raise SystemExit("demo: leanops init failed")
     config = dest / "leanops.yml"
-    # windows of 30 s: at the demo's 25 requests per second the canary's 10% still sees >= min-requests
-    text = config.read_text().replace("window: 20}", "window: 30}")
+    # windows of 10 s: at the demo's 100 requests per second the canary's 10% still sees >= min-requests (50)
+    text = config.read_text().replace("window: 20}", "window: 10}")
     text = text.replace('    publish: "8080"\n', f'    publish: "127.0.0.1:{port}"\n    base-image: {base_image}\n')
     config.write_text(text + f"\nbuild-push-image:\n  registry: {REGISTRY}/leanops-demo\n  base-image: {base_image}\n")
     git(dest, "init", "-q", "-b", "main")
@@ -146,7 +147,7 @@ def main() -> int:
         params = repo / "params.yaml"
         params.write_text(params.read_text().replace("C: 1.0 ", "C: 0.5 "))
         git(repo, "commit", "-qam", "churn model: C 0.5")
-        with Load(f"{router}/predict", rate=25) as load:
+        with Load(f"{router}/predict", rate=RATE) as load:
             out = run_act(harness, ActRun(repo=repo, event="push", workflow=pipeline, env=env, secrets=secrets,
                                           event_file=event(work / "push.json", {"ref": "refs/heads/main"})),
                           work / "push-2.log", "Push 2: a new candidate, rolled out as a canary under traffic")

@@ -48,6 +48,7 @@ COLUMN_TYPES: dict[str, tuple[str, str]] = {
     "datetime": (TEXT, "datetime64[ns]"),
 }
 MAX_ROWS = 10_000
+KEEP_ALIVE = 75  # seconds an idle HTTP/1.1 connection stays open (uvicorn default: 5)
 
 
 # ---------------------------------------------------------------------------- model files
@@ -393,7 +394,10 @@ def run(args: argparse.Namespace) -> int:
                        columns=read_signature(model_dir))
     app = create_app(state, log_predictions=args.log_predictions)
     server = uvicorn.Server(uvicorn.Config(app, host=args.host, port=args.port, log_level="warning",
-                                           access_log=False, timeout_graceful_shutdown=5))
+                                           access_log=False, timeout_graceful_shutdown=5,
+                                           # longer than a proxy's idle keep-alive (the router's is 30 s): a
+                                           # server closing an idle connection as the proxy reuses it is a 502
+                                           timeout_keep_alive=KEEP_ALIVE))
 
     def load() -> None:
         t0 = time.monotonic()

@@ -13,7 +13,6 @@ import re
 import shutil
 import subprocess
 import sys
-import tarfile
 from pathlib import Path
 
 LABEL = "[stand-in for GitHub's infrastructure]"
@@ -63,8 +62,8 @@ def cache_restore() -> None:
         print(f"{LABEL} cache not found for key {key}")
         output("cache-hit", "false")
         return
-    with tarfile.open(found) as tar:
-        tar.extractall("/", filter="fully_trusted") if hasattr(tarfile, "data_filter") else tar.extractall("/")  # noqa: S202
+    # GNU tar, as the real action uses: Python's tarfile takes 4-5x as long on a uv cache of 20,000 files
+    subprocess.run(["tar", "-xf", str(found), "-C", "/"], check=True)  # noqa: S607
     print(f"{LABEL} cache restored from {found.name} ({'exact' if hit else 'prefix'} match)")
     output("cache-hit", "true" if hit else "false")
     output("cache-primary-key", key)
@@ -80,10 +79,15 @@ def cache_save() -> None:
         print(f"{LABEL} cache {key} exists; not saved again")
         return
     part = target.with_suffix(f".{os.getpid()}.part")
-    with tarfile.open(part, "w") as tar:
-        for p in paths():
-            for match in glob.glob(p) or []:
-                tar.add(os.path.abspath(match), arcname=os.path.abspath(match).lstrip("/"))
+    members = [os.path.abspath(m).lstrip("/") for p in paths() for m in glob.glob(p)]
+    if not members:  # as the real action: a warning, nothing saved
+        print(f"::warning::{LABEL} the path(s) to cache do not exist; no cache is saved")
+        return
+    try:
+        subprocess.run(["tar", "-cf", str(part), "-C", "/", "--", *members], check=True)  # noqa: S607
+    except BaseException:
+        part.unlink(missing_ok=True)
+        raise
     os.replace(part, target)
     print(f"{LABEL} cache saved as {target.name} ({target.stat().st_size // 1024} KiB)")
 

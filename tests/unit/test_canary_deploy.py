@@ -7,6 +7,7 @@ from __future__ import annotations
 import argparse
 import json
 import math
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -14,7 +15,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from leanops import config
+from leanops import config, serve
 from leanops.canary_deploy import analysis as an
 from leanops.canary_deploy import settings
 from leanops.canary_deploy.controller import Report, mermaid, summary
@@ -115,7 +116,10 @@ def test_judge_pass_fail_inconclusive() -> None:
 def test_router_conf_weights_and_weight_zero_left_out() -> None:
     conf = render_conf([("leanops-x-aaa", 90), ("leanops-x-bbb", 10)])
     assert "server leanops-x-aaa:8080 weight=90" in conf and "server leanops-x-bbb:8080 weight=10" in conf
-    assert "proxy_next_upstream error timeout;" in conf and "keepalive 32;" in conf
+    assert "proxy_next_upstream error timeout non_idempotent;" in conf and "keepalive 32;" in conf
+    # the router drops an idle upstream connection before the model server does (else a reused one is a 502)
+    idle = re.search(r"keepalive_timeout (\d+)s;", conf)
+    assert idle and int(idle.group(1)) < serve.KEEP_ALIVE
     only = render_conf([("leanops-x-aaa", 100), ("leanops-x-bbb", 0)])
     assert "leanops-x-bbb" not in only
     with pytest.raises(ValueError):

@@ -6,6 +6,7 @@ import contextlib
 import json
 import os
 import shutil
+import signal
 import socket
 import subprocess
 import sys
@@ -45,7 +46,10 @@ def mlflow_server(base: Path, port: int | None = None) -> Iterator[str]:
     base.mkdir(parents=True, exist_ok=True)
     port = port or free_port()
     uri = f"http://127.0.0.1:{port}"
-    env = dict(os.environ, DO_NOT_TRACK="1", MLFLOW_DISABLE_TELEMETRY="true")
+    # no job runner: MLflow 3 otherwise starts about eight huey consumer processes, each importing mlflow
+    # (30-60 s of both cores at start) and outliving the server
+    env = dict(os.environ, DO_NOT_TRACK="1", MLFLOW_DISABLE_TELEMETRY="true",
+               MLFLOW_SERVER_ENABLE_JOB_EXECUTION="false")
     env.pop("MLFLOW_TRACKING_URI", None)
     exe = Path(sys.executable).parent / "mlflow"
     with open(base / "server.log", "wb") as log:
@@ -60,11 +64,13 @@ def mlflow_server(base: Path, port: int | None = None) -> Iterator[str]:
                 raise RuntimeError(f"mlflow server did not start: {(base / 'server.log').read_text()[-2000:]}")
             yield uri
         finally:
-            proc.terminate()
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(proc.pid, signal.SIGTERM)  # the server and its workers (its own session)
             try:
                 proc.wait(timeout=20)
             except subprocess.TimeoutExpired:
-                proc.kill()
+                with contextlib.suppress(ProcessLookupError):
+                    os.killpg(proc.pid, signal.SIGKILL)
 
 
 def remove_deployment(name: str) -> None:

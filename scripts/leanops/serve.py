@@ -324,36 +324,34 @@ def create_app(state: ModelState, *, log_predictions: str = "") -> Any:
         response.headers[HEADER] = state.version
         return response
 
+    # /health, /ready and /metrics run on the event loop: a server busy predicting (every worker thread
+    # taken) still answers its probes and the canary's scrapes at once
     @app.get("/health")
-    def health() -> dict[str, str]:
+    async def health() -> dict[str, str]:
         return {"status": "ok"}
 
     @app.get("/ready")
-    def ready() -> Response:
+    async def ready() -> Response:
         if state.ready:
             return JSONResponse({"status": "ready", "model": state.name, "version": state.version})
         return JSONResponse({"status": "loading", "error": state.error}, status_code=503)
 
     @app.get("/metrics")
-    def prom() -> Response:
+    async def prom() -> Response:
         return PlainTextResponse(generate_latest(metrics.registry), media_type=CONTENT_TYPE_LATEST)
 
-    @app.post("/predict")
-    async def predict(request: Request) -> Response:
-        if not state.ready:
-            return JSONResponse({"detail": "model not loaded yet"}, status_code=503)
+    def answer(body: bytes) -> Response:
         try:
-            body = await request.json()
+            parsed = json.loads(body)
         except ValueError:
             return JSONResponse({"detail": [{"field": "body", "error": "not valid JSON"}]}, status_code=422)
         try:
-            records = to_records(body)
+            records = to_records(parsed)
             frame = validate(records, state.columns)
         except InvalidInput as exc:
             return JSONResponse({"detail": exc.problems}, status_code=422)
         try:
-            # off the event loop: /health and /metrics stay responsive while a large batch predicts
-            predictions = _jsonable(await run_in_threadpool(state.model.predict, frame))
+            predictions = _jsonable(state.model.predict(frame))
         except Exception as exc:  # noqa: BLE001 - the model's own failure is the client's 500, in one line
             return JSONResponse({"detail": " ".join(f"{type(exc).__name__}: {exc}".split())[:500]},
                                 status_code=500)
@@ -361,6 +359,14 @@ def create_app(state: ModelState, *, log_predictions: str = "") -> Any:
         if plog:
             plog.write(state, records, predictions)
         return JSONResponse({"predictions": predictions, "model": state.name, "version": state.version})
+
+    @app.post("/predict")
+    async def predict(request: Request) -> Response:
+        if not state.ready:
+            return JSONResponse({"detail": "model not loaded yet"}, status_code=503)
+        body = await request.body()
+        # parsing, checking and predicting off the event loop (the probes above stay responsive)
+        return await run_in_threadpool(answer, body)
 
     return app
 

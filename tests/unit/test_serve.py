@@ -189,3 +189,44 @@ def test_signature_missing_is_bad_input(tmp_path: Path) -> None:
         serve.read_signature(bare)
     with pytest.raises(serve.BadInput, match="no MLmodel file"):
         serve.read_signature(tmp_path)
+
+
+def test_probes_and_metrics_answer_while_every_worker_thread_predicts(model_dir: Path) -> None:
+    """A saturated server (more slow predictions in flight than worker threads) still answers /health, /ready
+    and /metrics: the canary's analysis scrapes the stable under full traffic."""
+    import threading
+
+    from fastapi.testclient import TestClient
+
+    release = threading.Event()
+    started = threading.Semaphore(0)
+
+    class Blocking:  # a model whose predictions take until `release` is set
+        def predict(self, frame):  # type: ignore[no-untyped-def]
+            started.release()
+            release.wait(60)
+            return [0] * len(frame)
+
+    state = serve.ModelState(model_dir=model_dir, columns=serve.read_signature(model_dir), model=Blocking())
+    record = json.loads(churn_rows(1).to_json(orient="records"))
+    with TestClient(serve.create_app(state)) as c:
+        busy = [threading.Thread(target=c.post, args=("/predict",), kwargs={"json": record}) for _ in range(48)]
+        for t in busy:
+            t.start()
+        try:
+            for _ in range(40):  # anyio's default worker pool: 40 threads, all now inside predict
+                assert started.acquire(timeout=30), "the predictions did not start"
+            answers: dict[str, int] = {}
+
+            def probe() -> None:
+                for path in ("/health", "/ready", "/metrics"):
+                    answers[path] = c.get(path).status_code
+
+            prober = threading.Thread(target=probe)
+            prober.start()
+            prober.join(20)
+            assert answers == {"/health": 200, "/ready": 200, "/metrics": 200}, answers
+        finally:
+            release.set()
+            for t in busy:
+                t.join(60)

@@ -12,7 +12,7 @@ export GX_ANALYTICS_ENABLED := false
 export LEANOPS_BUILD_KEY := $(shell sha256sum pyproject.toml | cut -c1-16)
 export DVC_NO_ANALYTICS := 1
 
-.PHONY: setup engine lint unit e2e test demo bench release
+.PHONY: setup engine lint unit e2e test demo demo-down bench release
 
 setup:
 	@scripts/dev-setup.sh
@@ -45,6 +45,10 @@ test: engine
 # The whole lifecycle on examples/churn (grows with each capability).
 demo: engine
 	$(RUN) python scripts/demo.py
+
+# Stop what `make demo` leaves running (the model behind its router, the MLflow server).
+demo-down: setup
+	$(RUN) python scripts/demo.py --down
 
 bench: setup
 	$(RUN) python bench/setup/run.py

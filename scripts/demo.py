@@ -25,14 +25,24 @@ import re
 import shutil
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
+from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))  # the demo borrows the tests' local services (an API recorder, mlflow server)
 
 from tests.api_recorder import Recorder  # noqa: E402
-from tests.services import Load, copy_example, free_port, mlflow_server, remove_deployment  # noqa: E402
+from tests.services import (  # noqa: E402
+    Load,
+    copy_example,
+    free_port,
+    remove_deployment,
+    start_mlflow_server,
+    stop_process_group,
+    wait_for_http,
+)
 
 from leanops import cli, gh  # noqa: E402
 from leanops.fsutil import atomic_write_json  # noqa: E402
@@ -41,7 +51,7 @@ from leanops.harness import REGISTRY, ActRun, Harness, default_home, ensure_base
 MODEL = "churn-classifier"  # model.name of the example: the image's and the deployment's name too
 NAME = "example/churn"
 CRON = "17 6 * * 1"
-RATE = 100  # requests per second through the router during push 2
+RATE = 50  # requests per second through the router, from the canary job on
 GIT_ENV = {"GIT_AUTHOR_NAME": "demo", "GIT_AUTHOR_EMAIL": "demo@example.com", "GIT_COMMITTER_NAME": "demo",
            "GIT_COMMITTER_EMAIL": "demo@example.com"}
 
@@ -59,8 +69,9 @@ def make_repo(dest: Path, base_image: str, port: int) -> Path:
         if cli.main(["init", str(dest), "--model-name", MODEL]) != 0:
             raise SystemExit("demo: leanops init failed")
     config = dest / "leanops.yml"
-    # windows of 10 s: at the demo's 100 requests per second the canary's 10% still sees >= min-requests (50)
-    text = config.read_text().replace("window: 20}", "window: 10}")
+    # windows of 10 s at the demo's 50 requests per second: the canary's 10% sees about 50 requests a window,
+    # so min-requests is 30 here (the example asks 50 of its 20 s windows)
+    text = config.read_text().replace("window: 20}", "window: 10}").replace("min-requests: 50 ", "min-requests: 30 ")
     text = text.replace('    publish: "8080"\n', f'    publish: "127.0.0.1:{port}"\n    base-image: {base_image}\n')
     config.write_text(text + f"\nbuild-push-image:\n  registry: {REGISTRY}/leanops-demo\n  base-image: {base_image}\n")
     git(dest, "init", "-q", "-b", "main")
@@ -119,50 +130,152 @@ def run_act(harness: Harness, run: ActRun, log: Path, title: str) -> str:
     return out
 
 
-def main() -> int:
+class CanaryTraffic:
+    """The load generator through the router, from the moment the canary job starts (act names its container
+    ``act-canary-...``) to the end of the push: the rollout and the promotion happen under traffic, while the
+    jobs before them get the machine's two cores to themselves."""
+
+    def __init__(self, url: str) -> None:
+        self.load = Load(url, rate=RATE)
+        self.started = False
+        self._stop = threading.Event()
+        self._watch = threading.Thread(target=self._run, daemon=True)
+
+    def _run(self) -> None:
+        import docker
+
+        client = docker.from_env()
+        while not self._stop.is_set():
+            if client.containers.list(filters={"name": "act-canary-"}):
+                self.load.__enter__()
+                self.started = True
+                return
+            self._stop.wait(0.5)
+
+    def __enter__(self) -> CanaryTraffic:
+        self._watch.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._watch.join()
+        if self.started:
+            self.load.__exit__(None, None, None)
+
+
+def read_state(path: Path) -> dict[str, Any]:
+    try:
+        return dict(json.loads(path.read_text()))
+    except (OSError, ValueError):
+        return {}
+
+
+def router_running() -> bool:
+    import docker
+
+    found = docker.from_env().containers.list(filters={"name": f"leanops-{MODEL}-router"})
+    return bool(found)
+
+
+def tracking_server(work: Path, state: dict[str, Any]) -> str:
+    """The demo's MLflow server: the one the last demo left running on this store, else a new one (left running
+    after the demo, for its UI and the next demo)."""
+    uri = state.get("mlflow", "")
+    if uri and wait_for_http(f"{uri}/health", timeout=3):
+        gh.step(f"MLflow server {uri} (left by the last demo)")
+        return str(uri)
+    if state.get("mlflow_pid"):  # the last demo's server, no longer answering
+        stop_process_group(int(state["mlflow_pid"]), wait=5)
+    with gh.group("MLflow server"):
+        proc, uri = start_mlflow_server(work / "mlflow")
+        state.update(mlflow=uri, mlflow_pid=proc.pid)
+    return uri
+
+
+def stop(work: Path) -> None:
+    """`make demo-down`: the deployment and the MLflow server the demo left running."""
+    state = read_state(work / "state.json")
+    remove_deployment(MODEL)
+    if state.get("mlflow_pid"):
+        stop_process_group(int(state["mlflow_pid"]), wait=10)
+    (work / "state.json").unlink(missing_ok=True)
+    print("demo: the deployment and the MLflow server are stopped")
+
+
+def main(argv: list[str]) -> int:
     start = time.monotonic()
     home = default_home()
     work = home / "demo"
     work.mkdir(parents=True, exist_ok=True)
+    if "--down" in argv:
+        stop(work)
+        return 0
+    state_file = work / "state.json"
+    state = read_state(state_file)
+    repo = work / "churn"
     harness = Harness(kit=ROOT, home=home)
     with gh.group("Engine, runner image, registry and base image"):
         harness.prepare()
         base = ensure_base_image()
-    remove_deployment(MODEL)  # each demo starts with nothing deployed; caches and images stay
-    shutil.rmtree(work / "mlflow", ignore_errors=True)
-    port = free_port()
-    router = f"http://127.0.0.1:{port}"
-    repo = make_repo(work / "churn", base, port)
+    # A demo continues from the last one when it left its repository, registry and deployment behind: the
+    # champion serves, so one new candidate goes through the whole lifecycle as a canary. Otherwise (or with
+    # LEANOPS_DEMO_FRESH=1) it starts from nothing: a first model, first deploy, then the canary release.
+    fresh = (os.environ.get("LEANOPS_DEMO_FRESH", "") not in ("", "0") or not state.get("released")
+             or not (repo / ".git").is_dir() or not (work / "mlflow" / "mlflow.db").is_file() or not router_running())
+    if fresh:
+        remove_deployment(MODEL)
+        if state.get("mlflow_pid"):
+            stop_process_group(int(state["mlflow_pid"]), wait=10)
+        shutil.rmtree(work / "mlflow", ignore_errors=True)
+        state = {"port": free_port(), "release": 0}
+        repo = make_repo(repo, base, int(state["port"]))
+    router = f"http://127.0.0.1:{state['port']}"
     rows: list[list[str]] = []
-    with mlflow_server(work / "mlflow") as tracking, Recorder(log=work / "github-api.jsonl") as api:
+    tracking = tracking_server(work, state)
+    atomic_write_json(state_file, state)
+    with Recorder(log=work / "github-api.jsonl") as api:
         secrets = {"GITHUB_TOKEN": "ghs_demo_token", "MLFLOW_TRACKING_URI": tracking}
         env = {"GITHUB_API_URL": api.url}
         pipeline = ".github/workflows/ml-pipeline.yml"
+        push = event(work / "push.json", {"ref": "refs/heads/main"})
 
-        out = run_act(harness, ActRun(repo=repo, event="push", workflow=pipeline, env=env, secrets=secrets,
-                                      event_file=event(work / "push.json", {"ref": "refs/heads/main"})),
-                      work / "push-1.log", "Push 1: the first model")
-        rows += pipeline_rows("push 1", out)
-
-        params = repo / "params.yaml"
-        params.write_text(params.read_text().replace("C: 1.0 ", "C: 0.5 "))
-        git(repo, "commit", "-qam", "churn model: C 0.5")
-        with Load(f"{router}/predict", rate=RATE) as load:
+        if fresh:
             out = run_act(harness, ActRun(repo=repo, event="push", workflow=pipeline, env=env, secrets=secrets,
-                                          event_file=event(work / "push.json", {"ref": "refs/heads/main"})),
-                          work / "push-2.log", "Push 2: a new candidate, rolled out as a canary under traffic")
-        rows += pipeline_rows("push 2", out)
-        rows.append(["push 2: traffic through the router", "ok" if not load.failures else "failed",
-                     f"{load.summary()}; {len(load.failures)} failed"])
+                                          event_file=push), work / "push-1.log", "Push 1: the first model")
+            rows += pipeline_rows("push 1", out)
+
+        # a new candidate: C between 1.0 and 0.5, and a new seed, so that every release trains a new model
+        release = int(state.get("release", 0)) + 1
+        params = repo / "params.yaml"
+        text = params.read_text()
+        c_now = re.search(r"^  C: ([0-9.]+)", text, re.M)
+        c_new = "0.5" if c_now is None or float(c_now.group(1)) != 0.5 else "1.0"
+        text = re.sub(r"^  C: [0-9.]+", f"  C: {c_new}", text, count=1, flags=re.M)
+        text = re.sub(r"^(train:\n(?:  .*\n)*?)  seed: \d+", rf"\g<1>  seed: {41 + release}", text, count=1, flags=re.M)
+        params.write_text(text)
+        git(repo, "commit", "-qam", f"churn model: C {c_new} (release {release})")
+        label = "push 2" if fresh else f"release {release}"
+        with CanaryTraffic(f"{router}/predict") as traffic:
+            out = run_act(harness, ActRun(repo=repo, event="push", workflow=pipeline, env=env, secrets=secrets,
+                                          event_file=push), work / "push-2.log",
+                          f"{label.capitalize()}: a new candidate (C {c_new}), rolled out as a canary under traffic")
+        rows += pipeline_rows(label, out)
+        load = traffic.load
+        rows.append([f"{label}: traffic through the router (from the canary job on)",
+                     "ok" if traffic.started and not load.failures else "failed",
+                     f"{load.summary()}; {len(load.failures)} failed" if traffic.started else "never started"])
+        state.update(release=release, released=True)
+        atomic_write_json(state_file, state)
 
         with gh.group("Shifted traffic: the current data for the drift check"):
-            subprocess.run([sys.executable, "generate_data.py", "--shift", "1", "--seed", "8", "--out",
+            subprocess.run([sys.executable, "generate_data.py", "--shift", "1", "--seed", str(7 + release), "--out",
                             "data/current.csv"], cwd=repo, check=True, capture_output=True)
             config = repo / "leanops.yml"
             drift = "weekly-drift:\n  current: data/current.csv\n  ignore-columns: [customer_id]\n"
-            config.write_text(config.read_text().replace("weekly-drift:\n", drift, 1))
+            if "current: data/current.csv" not in config.read_text():
+                config.write_text(config.read_text().replace("weekly-drift:\n", drift, 1))
             git(repo, "add", "-A")
-            git(repo, "commit", "-qm", "current data from the prediction logs")
+            git(repo, "commit", "-qm", "current data from the prediction logs", "--allow-empty")
         out = run_act(harness, ActRun(repo=repo, event="schedule", workflow=".github/workflows/weekly-drift.yml",
                                       env=env, secrets=secrets,
                                       event_file=event(work / "schedule.json", {"schedule": CRON})),
@@ -177,14 +290,16 @@ def main() -> int:
     timings = json.loads(timings_file.read_text()) if timings_file.is_file() else {}
     timings.setdefault("first", elapsed)
     timings["last"] = elapsed
+    timings["last-mode"] = "fresh" if fresh else "continued"
     atomic_write_json(timings_file, timings)
     reports = (f"act logs: {work}/push-1.log, push-2.log, drift.log; reports and artifacts (data-validate, "
-               f"gate, canary, drift): {harness.store}/artifacts; MLflow store: {work}/mlflow; the GitHub API "
-               f"requests: {work}/github-api.jsonl; the model serves on {router} until the next demo")
+               f"gate, canary, drift): {harness.store}/artifacts; the GitHub API requests: "
+               f"{work}/github-api.jsonl. Left running for a look and for the next demo: the model on {router}, "
+               f"the MLflow UI on {tracking}; `make demo-down` stops both, LEANOPS_DEMO_FRESH=1 starts over")
     gh.add_summary("## leanops demo\n\n" + gh.md_table(["stage", "result", "detail"], rows) + "\n" + reports + "\n")
     print(gh.md_table(["stage", "result", "detail"], rows))
-    print(f"\n{reports}\n\ndemo took {elapsed:.0f}s (first run {timings['first']:.0f}s; targets: <= 15 min cold, "
-          "<= 5 min warm)")
+    print(f"\n{reports}\n\ndemo took {elapsed:.0f}s ({'from nothing' if fresh else 'continuing the last demo'}; "
+          f"the first run took {timings['first']:.0f}s; targets: <= 15 min cold, <= 5 min warm)")
     failed = [r[0] for r in rows if r[1] in ("failed", "no issue opened")]
     if failed:
         print(f"demo: these stages did not do what they should: {', '.join(failed)}", file=sys.stderr)
@@ -193,4 +308,4 @@ def main() -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(main(sys.argv[1:]))

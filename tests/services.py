@@ -40,9 +40,9 @@ def wait_for_http(url: str, *, alive: Callable[[], bool] = lambda: True, timeout
     return False
 
 
-@contextlib.contextmanager
-def mlflow_server(base: Path, port: int | None = None) -> Iterator[str]:
-    """A real `mlflow server` on 127.0.0.1 (sqlite backend and artifacts under ``base``); yields its URI."""
+def start_mlflow_server(base: Path, port: int | None = None) -> tuple[subprocess.Popen[bytes], str]:
+    """Start a real `mlflow server` on 127.0.0.1 (sqlite backend and artifacts under ``base``) in its own
+    session; returns the process and its URI once ``/health`` answers."""
     base.mkdir(parents=True, exist_ok=True)
     port = port or free_port()
     uri = f"http://127.0.0.1:{port}"
@@ -52,25 +52,46 @@ def mlflow_server(base: Path, port: int | None = None) -> Iterator[str]:
                MLFLOW_SERVER_ENABLE_JOB_EXECUTION="false")
     env.pop("MLFLOW_TRACKING_URI", None)
     exe = Path(sys.executable).parent / "mlflow"
-    with open(base / "server.log", "wb") as log:
+    with open(base / "server.log", "ab") as log:
         proc = subprocess.Popen(
             [str(exe) if exe.exists() else "mlflow", "server", "--host", "127.0.0.1", "--port", str(port),
              "--backend-store-uri", f"sqlite:///{base / 'mlflow.db'}", "--artifacts-destination",
              str(base / "artifacts"), "--workers", "1"],
             stdout=log, stderr=subprocess.STDOUT, env=env, cwd=base, start_new_session=True,
         )
+    if not wait_for_http(f"{uri}/health", alive=lambda: proc.poll() is None):
+        stop_process_group(proc.pid)
+        raise RuntimeError(f"mlflow server did not start: {(base / 'server.log').read_text()[-2000:]}")
+    return proc, uri
+
+
+def stop_process_group(pid: int, wait: float = 20) -> None:
+    """SIGTERM to a process started in its own session and its children, SIGKILL after ``wait`` seconds."""
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(pid, signal.SIGTERM)
+    deadline = time.monotonic() + wait
+    while time.monotonic() < deadline:
         try:
-            if not wait_for_http(f"{uri}/health", alive=lambda: proc.poll() is None):
-                raise RuntimeError(f"mlflow server did not start: {(base / 'server.log').read_text()[-2000:]}")
-            yield uri
-        finally:
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(proc.pid, signal.SIGTERM)  # the server and its workers (its own session)
-            try:
-                proc.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                with contextlib.suppress(ProcessLookupError):
-                    os.killpg(proc.pid, signal.SIGKILL)
+            os.killpg(pid, 0)
+        except ProcessLookupError:
+            return
+        with contextlib.suppress(ChildProcessError):
+            os.waitpid(pid, os.WNOHANG)
+        time.sleep(0.2)
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(pid, signal.SIGKILL)
+
+
+@contextlib.contextmanager
+def mlflow_server(base: Path, port: int | None = None) -> Iterator[str]:
+    """A real `mlflow server` for the duration of the block; yields its URI."""
+    proc, uri = start_mlflow_server(base, port)
+    try:
+        yield uri
+    finally:
+        stop_process_group(proc.pid)
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            proc.wait(timeout=5)
 
 
 def remove_deployment(name: str) -> None:

@@ -51,7 +51,7 @@ from leanops.harness import REGISTRY, ActRun, Harness, default_home, ensure_base
 MODEL = "churn-classifier"  # model.name of the example: the image's and the deployment's name too
 NAME = "example/churn"
 CRON = "17 6 * * 1"
-RATE = 50  # requests per second through the router, from the canary job on
+RATE = 30  # requests per second through the router while the canary job runs
 GIT_ENV = {"GIT_AUTHOR_NAME": "demo", "GIT_AUTHOR_EMAIL": "demo@example.com", "GIT_COMMITTER_NAME": "demo",
            "GIT_COMMITTER_EMAIL": "demo@example.com"}
 
@@ -69,9 +69,9 @@ def make_repo(dest: Path, base_image: str, port: int) -> Path:
         if cli.main(["init", str(dest), "--model-name", MODEL]) != 0:
             raise SystemExit("demo: leanops init failed")
     config = dest / "leanops.yml"
-    # windows of 10 s at the demo's 50 requests per second: the canary's 10% sees about 50 requests a window,
-    # so min-requests is 30 here (the example asks 50 of its 20 s windows)
-    text = config.read_text().replace("window: 20}", "window: 10}").replace("min-requests: 50 ", "min-requests: 30 ")
+    # windows of 10 s at the demo's 30 requests per second: the canary's 10% sees about 30 requests a window,
+    # so min-requests is 20 here (the example asks 50 of its 20 s windows)
+    text = config.read_text().replace("window: 20}", "window: 10}").replace("min-requests: 50 ", "min-requests: 20 ")
     text = text.replace('    publish: "8080"\n', f'    publish: "127.0.0.1:{port}"\n    base-image: {base_image}\n')
     config.write_text(text + f"\nbuild-push-image:\n  registry: {REGISTRY}/leanops-demo\n  base-image: {base_image}\n")
     git(dest, "init", "-q", "-b", "main")
@@ -131,13 +131,15 @@ def run_act(harness: Harness, run: ActRun, log: Path, title: str) -> str:
 
 
 class CanaryTraffic:
-    """The load generator through the router, from the moment the canary job starts (act names its container
-    ``act-canary-...``) to the end of the push: the rollout and the promotion happen under traffic, while the
-    jobs before them get the machine's two cores to themselves."""
+    """The load generator through the router while the canary job runs (act names its container
+    ``act-canary-...``): the rollout and the promotion happen under traffic, while the other jobs get the
+    machine's two cores to themselves. Every request is kept in ``log`` (seconds since the canary job started,
+    status)."""
 
-    def __init__(self, url: str) -> None:
+    def __init__(self, url: str, log: Path) -> None:
         self.load = Load(url, rate=RATE)
-        self.started = False
+        self.log = log
+        self.started = 0.0
         self._stop = threading.Event()
         self._watch = threading.Thread(target=self._run, daemon=True)
 
@@ -145,12 +147,18 @@ class CanaryTraffic:
         import docker
 
         client = docker.from_env()
-        while not self._stop.is_set():
-            if client.containers.list(filters={"name": "act-canary-"}):
-                self.load.__enter__()
-                self.started = True
-                return
+
+        def canary_job() -> bool:
+            return bool(client.containers.list(filters={"name": "act-canary-"}))
+
+        while not self._stop.is_set() and not canary_job():
             self._stop.wait(0.5)
+        if self._stop.is_set():
+            return
+        self.started = time.monotonic()
+        with self.load:
+            while not self._stop.is_set() and canary_job():
+                self._stop.wait(0.5)
 
     def __enter__(self) -> CanaryTraffic:
         self._watch.start()
@@ -159,8 +167,13 @@ class CanaryTraffic:
     def __exit__(self, *exc: object) -> None:
         self._stop.set()
         self._watch.join()
-        if self.started:
-            self.load.__exit__(None, None, None)
+        rows = [{"t": round(t - self.started, 3), "status": str(s)} for t, s in self.load.results]
+        atomic_write_json(self.log, {"rate": RATE, "requests": rows})
+
+    def failures(self) -> str:
+        """When the failed requests were, in seconds after the canary job started."""
+        times = [t - self.started for t, _ in self.load.failures]
+        return f"first at {min(times):.0f}s, last at {max(times):.0f}s" if times else ""
 
 
 def read_state(path: Path) -> dict[str, Any]:
@@ -255,15 +268,16 @@ def main(argv: list[str]) -> int:
         params.write_text(text)
         git(repo, "commit", "-qam", f"churn model: C {c_new} (release {release})")
         label = "push 2" if fresh else f"release {release}"
-        with CanaryTraffic(f"{router}/predict") as traffic:
+        with CanaryTraffic(f"{router}/predict", work / "traffic.json") as traffic:
             out = run_act(harness, ActRun(repo=repo, event="push", workflow=pipeline, env=env, secrets=secrets,
                                           event_file=push), work / "push-2.log",
                           f"{label.capitalize()}: a new candidate (C {c_new}), rolled out as a canary under traffic")
         rows += pipeline_rows(label, out)
         load = traffic.load
-        rows.append([f"{label}: traffic through the router (from the canary job on)",
+        rows.append([f"{label}: traffic through the router during the canary job",
                      "ok" if traffic.started and not load.failures else "failed",
-                     f"{load.summary()}; {len(load.failures)} failed" if traffic.started else "never started"])
+                     f"{load.summary()}; {len(load.failures)} failed {traffic.failures()}".strip()
+                     if traffic.started else "never started"])
         state.update(release=release, released=True)
         atomic_write_json(state_file, state)
 
@@ -294,7 +308,8 @@ def main(argv: list[str]) -> int:
     atomic_write_json(timings_file, timings)
     reports = (f"act logs: {work}/push-1.log, push-2.log, drift.log; reports and artifacts (data-validate, "
                f"gate, canary, drift): {harness.store}/artifacts; the GitHub API requests: "
-               f"{work}/github-api.jsonl. Left running for a look and for the next demo: the model on {router}, "
+               f"{work}/github-api.jsonl; the requests during the canary: {work}/traffic.json. Left running "
+               f"for a look and for the next demo: the model on {router}, "
                f"the MLflow UI on {tracking}; `make demo-down` stops both, LEANOPS_DEMO_FRESH=1 starts over")
     gh.add_summary("## leanops demo\n\n" + gh.md_table(["stage", "result", "detail"], rows) + "\n" + reports + "\n")
     print(gh.md_table(["stage", "result", "detail"], rows))

@@ -74,7 +74,7 @@ def test_a_repository_made_by_init_passes_ml_pipeline_on_a_pull_request(harness,
     assert re.search(r"ml-pipeline/plan\s*\] 🏁  Job succeeded", out)
     assert re.search(r"gate-metrics/gate\s*\] 🏁  Job succeeded", out)
     # no deployment from a pull request
-    assert not re.search(r"ml-pipeline/(recorded image|promote|lineage)\s*\]", out)
+    assert not re.search(r"ml-pipeline/(recorded image|release)\s*\]", out)
     assert "build-push-image/image" not in out and "leanops lineage" not in out
 
 

@@ -79,6 +79,22 @@ def test_workflow_policies() -> None:
         assert doc.get("permissions") in ({}, None) or doc.get("permissions") == "read-all" == False, path
 
 
+def test_publishing_jobs_restore_no_cache() -> None:
+    """Jobs that push an image, deploy or move the champion install the kit without a cache (a pull request
+    can write a cache entry that the default branch restores)."""
+    for wf, jobs in {"ml-pipeline.yml": ["recorded", "release"]}.items():
+        doc = yaml.safe_load((ROOT / ".github/workflows" / wf).read_text())
+        for name in jobs:
+            uses = [(str(st.get("uses", "")), st.get("with") or {}) for st in doc["jobs"][name]["steps"]]
+            assert not [u for u, _ in uses if u.startswith("actions/cache")], (wf, name)
+            kit = [w for u, w in uses if re.match(r"leanops/leanops(/actions/[^@]+)?@", u)]
+            assert kit and all(w.get("cache") == "false" for w in kit), (wf, name, kit)
+    for action in ("build-push-image", "canary-deploy"):
+        steps_ = yaml.safe_load((ROOT / "actions" / action / "action.yml").read_text())["runs"]["steps"]
+        root = [st.get("with") or {} for st in steps_ if str(st.get("uses", "")).startswith("leanops/leanops@")]
+        assert root and all(w.get("cache") == "false" for w in root), action
+
+
 def test_checkout_does_not_persist_credentials() -> None:
     for path in kit_yaml():
         for st in steps(yaml.safe_load(path.read_text())):

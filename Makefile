@@ -43,7 +43,7 @@ test: engine
 	$(RUN) zizmor --no-progress $(WORKFLOW_FILES)
 
 # The whole lifecycle on examples/churn (grows with each capability).
-demo: engine
+demo: setup
 	$(RUN) python scripts/demo.py
 
 # Stop what `make demo` leaves running (the model behind its router, the MLflow server).

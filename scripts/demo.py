@@ -69,9 +69,9 @@ def make_repo(dest: Path, base_image: str, port: int) -> Path:
         if cli.main(["init", str(dest), "--model-name", MODEL]) != 0:
             raise SystemExit("demo: leanops init failed")
     config = dest / "leanops.yml"
-    # windows of 10 s at the demo's 30 requests per second: the canary's 10% sees about 30 requests a window,
+    # windows of 8 s at the demo's 30 requests per second: the canary's 10% sees about 24 requests a window,
     # so min-requests is 20 here (the example asks 50 of its 20 s windows)
-    text = config.read_text().replace("window: 20}", "window: 10}").replace("min-requests: 50 ", "min-requests: 20 ")
+    text = config.read_text().replace("window: 20}", "window: 8}").replace("min-requests: 50 ", "min-requests: 20 ")
     text = text.replace('    publish: "8080"\n', f'    publish: "127.0.0.1:{port}"\n    base-image: {base_image}\n')
     config.write_text(text + f"\nbuild-push-image:\n  registry: {REGISTRY}/leanops-demo\n  base-image: {base_image}\n")
     git(dest, "init", "-q", "-b", "main")

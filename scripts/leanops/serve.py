@@ -324,8 +324,8 @@ def create_app(state: ModelState, *, log_predictions: str = "") -> Any:
         response.headers[HEADER] = state.version
         return response
 
-    # /health, /ready and /metrics run on the event loop: a server busy predicting (every worker thread
-    # taken) still answers its probes and the canary's scrapes at once
+    # /health, /ready and /metrics run on the event loop, not in the worker threads: a server with every
+    # worker busy predicting still answers its probes and the canary's scrapes at once
     @app.get("/health")
     async def health() -> dict[str, str]:
         return {"status": "ok"}
@@ -340,18 +340,22 @@ def create_app(state: ModelState, *, log_predictions: str = "") -> Any:
     async def prom() -> Response:
         return PlainTextResponse(generate_latest(metrics.registry), media_type=CONTENT_TYPE_LATEST)
 
-    def answer(body: bytes) -> Response:
+    @app.post("/predict")
+    async def predict(request: Request) -> Response:
+        if not state.ready:
+            return JSONResponse({"detail": "model not loaded yet"}, status_code=503)
         try:
-            parsed = json.loads(body)
+            body = await request.json()
         except ValueError:
             return JSONResponse({"detail": [{"field": "body", "error": "not valid JSON"}]}, status_code=422)
         try:
-            records = to_records(parsed)
+            records = to_records(body)
             frame = validate(records, state.columns)
         except InvalidInput as exc:
             return JSONResponse({"detail": exc.problems}, status_code=422)
         try:
-            predictions = _jsonable(state.model.predict(frame))
+            # off the event loop: /health, /ready and /metrics stay responsive while the model predicts
+            predictions = _jsonable(await run_in_threadpool(state.model.predict, frame))
         except Exception as exc:  # noqa: BLE001 - the model's own failure is the client's 500, in one line
             return JSONResponse({"detail": " ".join(f"{type(exc).__name__}: {exc}".split())[:500]},
                                 status_code=500)
@@ -359,14 +363,6 @@ def create_app(state: ModelState, *, log_predictions: str = "") -> Any:
         if plog:
             plog.write(state, records, predictions)
         return JSONResponse({"predictions": predictions, "model": state.name, "version": state.version})
-
-    @app.post("/predict")
-    async def predict(request: Request) -> Response:
-        if not state.ready:
-            return JSONResponse({"detail": "model not loaded yet"}, status_code=503)
-        body = await request.body()
-        # parsing, checking and predicting off the event loop (the probes above stay responsive)
-        return await run_in_threadpool(answer, body)
 
     return app
 

@@ -8,8 +8,9 @@
     leanops train-with-cache select  the best of a matrix of results by the configured metric
 
 Nothing trains when no stage is out of date: a pure-Python check of ``dvc.lock`` against the work tree
-(hashes, params, commands) answers without importing DVC or MLflow; when it cannot vouch, ``dvc repro``
-decides (stages restored from DVC's run-cache count as not run). Then no run and no version are created:
+(hashes, params, commands) answers without importing DVC or MLflow; when it cannot vouch, a run that started
+from the same state (the cache key: dvc.yaml, dvc.lock, params, source dependencies) answers, else ``dvc
+repro`` decides (stages restored from DVC's run-cache count as not run). Then no run and no version are created:
 the outputs point at the run tagged with the same ``dvc.lock`` digest. A version is registered only after
 everything is logged; a failure before the alias is set deletes the version and marks the run FAILED.
 """
@@ -559,15 +560,16 @@ class Outcome:
                 "cache-key": self.cache_key}
 
 
-def find_existing(s: Settings, uri: str, lock_hash: str) -> Outcome | None:
-    """The run that recorded this exact pipeline state, without importing mlflow when possible."""
+def find_existing(s: Settings, uri: str, tags: dict[str, str]) -> Outcome | None:
+    """The run that recorded this pipeline state (its dvc.lock digest, or the cache key of the state it started
+    from), with a registered version; without importing mlflow when possible."""
     store = tracking.reader(uri)
     if store is None:
         return None
     exp = store.experiment_id(s.experiment)
     if exp is None:
         return None
-    run = store.find_run(exp, {TAG_LOCK: lock_hash, TAG_MODEL: s.model_name})
+    run = store.find_run(exp, {**tags, TAG_MODEL: s.model_name})
     if run is None:
         return None
     versions = store.versions_of_run(s.model_name, run.run_id)
@@ -807,8 +809,15 @@ def cmd_run(s: Settings) -> int:
     fresh, reason = up_to_date(s)
     stages: list[StageResult] = []
     trained = False
-    if fresh:
-        gh.step(f"nothing to reproduce: {reason}")
+    # A run that started from this same state (dvc.yaml, dvc.lock, params and every source dependency, all
+    # in the cache key) already trained it: a fresh checkout whose outputs DVC cannot vouch for (a training
+    # that is not bit for bit reproducible on another CPU) is not trained again.
+    known = None
+    if not fresh and all((s.root / d).exists() for d in source_deps(load_pipeline(s.root))):
+        known = find_existing(s, uri, {TAG_KEY: key})
+    if fresh or known is not None:
+        gh.step(f"nothing to reproduce: {reason}" if known is None else
+                f"nothing to reproduce: run {known.run_id} was trained from this same state (cache key {key})")
         stages = [StageResult(n, "unchanged") for n in load_pipeline(s.root)["stages"]]
     else:
         gh.step(f"dvc decides: {reason}")
@@ -818,7 +827,7 @@ def cmd_run(s: Settings) -> int:
         stages = reproduce(s)
         trained = any(r.state == "ran" for r in stages)
     lock_hash = lock_digest(s.root)
-    outcome = None if trained else find_existing(s, uri, lock_hash)
+    outcome = known or (None if trained else find_existing(s, uri, {TAG_LOCK: lock_hash}))
     if outcome is None:
         metrics = read_metrics(s)
         push = False

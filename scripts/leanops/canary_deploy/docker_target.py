@@ -413,11 +413,23 @@ class DockerTarget:
     def canary_problem(self) -> str:
         return self.problem(self.canary_name)
 
+    def drain_router(self, timeout: float = 30.0) -> None:
+        """Until the router's old nginx workers (a reload lets them finish what they accepted) are gone: they may
+        still open connections to a backend the new weights left out, so it is stopped only after them."""
+        router = self._get(self.router_name)
+        deadline = time.monotonic() + timeout
+        while router is not None and time.monotonic() < deadline:
+            res = router.exec_run(["sh", "-c", "grep -aqs 'shutting [d]own' /proc/[0-9]*/cmdline"])
+            if res.exit_code != 0:
+                return
+            time.sleep(0.2)
+
     def abort(self) -> None:
         """Canary weight 0 (the stable untouched), then the canary stopped and removed."""
         if self.weight:
             self.set_backends([(self.stable_name, 100)])
             self.weight = 0
+            self.drain_router()
         if self.canary_name:
             self.remove(self.canary_name, grace=5)
 
@@ -427,6 +439,7 @@ class DockerTarget:
         self.set_backends([(self.canary_name, 100)])
         old, self.stable_name, self.canary_name = self.stable_name, self.canary_name, ""
         if old and old != self.stable_name:
+            self.drain_router()
             self.remove(old, grace=10)
 
     def switch_to(self, entry: Entry) -> None:

@@ -150,8 +150,8 @@ def deploy(project: Path, *args: str, env: dict[str, str] | None = None) -> tupl
 
 pytestmark = pytest.mark.e2e
 
-RATE = 100.0
-WINDOW = 4.0
+RATE = 50.0  # the stable model server must keep up on a busy 2-core CI machine (at 100 it saturated)
+WINDOW = 6.0
 STEPS = f"10:{WINDOW:g},50:{WINDOW:g},100:{WINDOW:g}"
 LEANOPS_YML = """\
 version: 1

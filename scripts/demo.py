@@ -46,7 +46,7 @@ from tests.services import (  # noqa: E402
 
 from leanops import cli, gh  # noqa: E402
 from leanops.fsutil import atomic_write_json  # noqa: E402
-from leanops.harness import REGISTRY, ActRun, Harness, default_home, ensure_base_image  # noqa: E402
+from leanops.tools.harness import REGISTRY, ActRun, Harness, default_home, ensure_base_image  # noqa: E402
 
 MODEL = "churn-classifier"  # model.name of the example: the image's and the deployment's name too
 NAME = "example/churn"

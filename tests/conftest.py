@@ -55,7 +55,7 @@ def require_e2e() -> bool:
 @pytest.fixture(scope="session")
 def harness():
     """The local act harness; e2e tests skip without a Docker engine unless LEANOPS_REQUIRE_E2E=1."""
-    from leanops import harness as h
+    from leanops.tools import harness as h
 
     if not h.engine_ready() and not require_e2e():
         pytest.skip("no Docker engine (set LEANOPS_REQUIRE_E2E=1 to make this a failure)")

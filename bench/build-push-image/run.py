@@ -174,7 +174,8 @@ def main() -> int:
     import docker
     import docker.errors
 
-    from leanops import fsutil, harness
+    from leanops import fsutil
+    from leanops.tools import harness
 
     harness.ensure_engine(install=False)
     base = args.base_image or harness.ensure_base_image()

@@ -38,7 +38,7 @@ from tests.e2e.test_canary_deploy import (  # noqa: E402
 )
 
 from leanops.fsutil import atomic_write_json  # noqa: E402
-from leanops.harness import ensure_base_image, ensure_registry  # noqa: E402
+from leanops.tools.harness import ensure_base_image, ensure_registry  # noqa: E402
 
 NAME = "canary-bench"
 

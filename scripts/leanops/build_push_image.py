@@ -111,7 +111,7 @@ def plan(args: argparse.Namespace) -> Plan:
     if dockerfile:
         dockerfile_path = cfg.root / dockerfile
     else:
-        from .init import templates_dir  # the checkout's templates/, or leanops/templates inside a wheel
+        from .fsutil import templates_dir  # the checkout's templates/, or leanops/templates inside a wheel
 
         dockerfile_path = templates_dir() / "Dockerfile"
     if not dockerfile_path.is_file():
@@ -418,7 +418,7 @@ def publish(client: Any, p: Plan, image_id: str, tags: list[str]) -> str:
 def run(args: argparse.Namespace) -> int:
     tracking.quiet_env()
     p = plan(args)
-    from .harness import _docker_client
+    from .engine import client as _docker_client
 
     t0 = time.monotonic()
     with tempfile.TemporaryDirectory(prefix="leanops-build-") as tmp:

@@ -17,10 +17,10 @@ from . import __version__, config, gh
 from .errors import ExitCode, LeanopsError
 
 # Modules that add subcommands; each has register(subparsers) and keeps heavy imports inside run().
-COMMAND_MODULES: tuple[str, ...] = ("leanops.release", "leanops.harness", "leanops.data_validate",
+COMMAND_MODULES: tuple[str, ...] = ("leanops.tools.release", "leanops.tools.harness", "leanops.data_validate",
                                    "leanops.train_with_cache", "leanops.serve", "leanops.build_push_image",
-                                   "leanops.gate_metrics", "leanops.weekly_drift", "leanops.init",
-                                   "leanops.canary_deploy", "leanops.docgen", "leanops.notify",
+                                   "leanops.gate_metrics", "leanops.weekly_drift", "leanops.tools.init",
+                                   "leanops.canary_deploy", "leanops.tools.docgen", "leanops.notify",
                                    "leanops.lineage")
 
 

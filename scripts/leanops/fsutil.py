@@ -72,3 +72,15 @@ def atomic_write(path: str | os.PathLike[str], data: str | bytes, *, mode: int =
 def atomic_write_json(path: str | os.PathLike[str], obj: Any) -> Path:
     """Write ``obj`` as indented, key-sorted JSON, atomically."""
     return atomic_write(path, json.dumps(obj, indent=2, sort_keys=True, default=str) + "\n")
+
+
+def templates_dir() -> Path:
+    """The kit's templates: ``leanops/templates`` inside a wheel, else the checkout's ``templates/``."""
+    from .errors import BadInput
+
+    here = Path(__file__).resolve().parent
+    for candidate in (here / "templates", here.parents[1] / "templates"):
+        if (candidate / "project").is_dir():
+            return candidate
+    raise BadInput(f"the kit's templates are missing (looked in {here / 'templates'} and {here.parents[1]}); "
+                   "expected a leanops checkout or wheel")

@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pytest
 
-from leanops.harness import REGISTRY, ensure_base_image
+from leanops.tools.harness import REGISTRY, ensure_base_image
 
 from ..conftest import free_port, make_repo, wait_for_http
 from ..unit.test_serve import churn_rows, expected, save_churn_model
@@ -259,7 +259,7 @@ def test_reusable_workflow_under_act_pushes_by_digest(harness, base_image: str, 
     """The kit's reusable workflow, called as an adopter would, builds and pushes to the local registry."""
     import shutil
 
-    from leanops.harness import ActRun
+    from leanops.tools.harness import ActRun
 
     repo = make_repo(tmp_path / "caller", {".github/workflows/image.yml": CALLER.replace("BASE", base_image),
                                            "leanops.yml": LEANOPS_YML})

@@ -21,7 +21,7 @@ from pathlib import Path
 
 import pytest
 
-from leanops.harness import REGISTRY, ensure_base_image
+from leanops.tools.harness import REGISTRY, ensure_base_image
 
 from ..conftest import free_port, make_repo, wait_for_http
 from ..services import Load
@@ -346,7 +346,7 @@ def test_reusable_workflow_under_act_promotes_a_healthy_canary(harness, project:
     """The kit's reusable workflow, called as an adopter would, canaries an image on the engine act runs on."""
     import re
 
-    from leanops.harness import ActRun
+    from leanops.tools.harness import ActRun
 
     d = Deployment(project, "canary-act", base_image)
     cleanup_deployment(d.name)

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from leanops.harness import ActRun
+from leanops.tools.harness import ActRun
 
 from ..api_recorder import Recorder
 from ..conftest import make_repo

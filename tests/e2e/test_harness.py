@@ -7,7 +7,7 @@ import tarfile
 
 import pytest
 
-from leanops.harness import REGISTRY, registry_ready
+from leanops.tools.harness import REGISTRY, registry_ready
 
 pytestmark = pytest.mark.e2e
 

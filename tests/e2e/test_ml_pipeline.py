@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 
 from leanops import cli
-from leanops.harness import REGISTRY, ActRun, ensure_base_image
+from leanops.tools.harness import REGISTRY, ActRun, ensure_base_image
 
 from ..api_recorder import Recorder
 from ..conftest import ROOT, free_port, make_repo

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from leanops import __version__
-from leanops.harness import ActRun, snapshot_kit
+from leanops.tools.harness import ActRun, snapshot_kit
 
 from ..conftest import ROOT, make_repo
 

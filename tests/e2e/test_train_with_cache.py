@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from leanops.harness import ActRun
+from leanops.tools.harness import ActRun
 
 from ..conftest import ROOT, make_repo
 

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from leanops.harness import ActRun
+from leanops.tools.harness import ActRun
 
 from ..api_recorder import Recorder
 from ..conftest import ROOT, make_repo

@@ -9,7 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from leanops import cli, docgen
+from leanops import cli
+from leanops.tools import docgen
 
 ROOT = Path(__file__).resolve().parents[2]
 

@@ -12,7 +12,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from leanops import cli, config, init
+from leanops import cli, config
+from leanops.tools import init
 
 ROOT = Path(__file__).resolve().parents[2]
 CHURN = ROOT / "examples/churn/data/raw/churn.csv"
@@ -136,7 +137,8 @@ def test_templates_ship_in_the_wheel(tmp_path: Path) -> None:
               if p.is_file() and "__pycache__" not in p.parts}
     assert shipped == source
     # init run from the wheel finds them there
-    code = "import sys; from leanops import cli, init; print(init.templates_dir()); sys.exit(cli.main(sys.argv[1:]))"
+    code = ("import sys; from leanops import cli; from leanops.tools import init; print(init.templates_dir()); "
+            "sys.exit(cli.main(sys.argv[1:]))")
     res = subprocess.run([sys.executable, "-c", code, "init", str(tmp_path / "r")], capture_output=True, text=True,
                          env={"PYTHONPATH": str(tmp_path / "site"), "PATH": "/usr/bin:/bin"}, cwd=tmp_path)
     assert res.returncode == 0, res.stderr

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from leanops import docgen, release
+from leanops.tools import docgen, release
 
 ROOT = Path(__file__).resolve().parents[2]
 

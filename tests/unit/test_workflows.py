@@ -12,8 +12,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from leanops import release
 from leanops.pins import PINS
+from leanops.tools import release
 
 ROOT = Path(__file__).resolve().parents[2]
 UNTRUSTED = re.compile(r"\$\{\{\s*(inputs\.|github\.event\.|github\.head_ref)")
@@ -108,7 +108,7 @@ def test_self_references_agree() -> None:
 
 
 def test_release_rewrites_every_self_reference(tmp_path: Path) -> None:
-    from leanops.harness import snapshot_kit
+    from leanops.tools.harness import snapshot_kit
 
     tree = snapshot_kit(ROOT, tmp_path / "kit")
     wf = tree / ".github/workflows/probe.yml"

@@ -28,10 +28,11 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from . import gh
-from .errors import BadInput, InfraError
-from .flags import add_flag
-from .pins import PINS, STOOD_IN
+from .. import gh
+from ..engine import client as _docker_client
+from ..errors import BadInput, InfraError
+from ..flags import add_flag
+from ..pins import PINS, STOOD_IN
 
 CA_BUNDLE = "/etc/ssl/certs/ca-certificates.crt"
 RUNNER_PACKAGES = ("python3", "python3-venv", "python3-pip", "git", "curl", "jq", "ca-certificates")
@@ -49,21 +50,13 @@ def default_home() -> Path:
 
 def kit_root() -> Path:
     """The kit checkout this package runs from (scripts/leanops -> the root)."""
-    root = Path(__file__).resolve().parents[2]
+    root = Path(__file__).resolve().parents[3]
     if not (root / "action.yml").is_file() or not (root / "tests" / "act").is_dir():
         raise BadInput(f"{root}: not a leanops checkout (no action.yml, tests/act); pass --kit")
     return root
 
 
 # ---------------------------------------------------------------------------- engine
-
-
-def _docker_client():  # type: ignore[no-untyped-def]
-    try:
-        import docker
-    except ImportError as exc:
-        raise InfraError("the Docker SDK is missing; install leanops with the 'act' extra") from exc
-    return docker.from_env(timeout=600)
 
 
 def engine_ready() -> bool:

@@ -18,10 +18,10 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
-from . import gh
-from .errors import BadInput
-from .flags import add_flag
-from .fsutil import atomic_write
+from .. import gh
+from ..errors import BadInput
+from ..flags import add_flag
+from ..fsutil import atomic_write
 
 SLUG = "leanops/leanops"
 SEMVER = re.compile(r"^\d+\.\d+\.\d+(?:-[0-9A-Za-z.-]+)?$")

@@ -19,9 +19,9 @@ import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from . import gh
-from .errors import BadInput, InfraError
-from .fsutil import atomic_write
+from .. import gh
+from ..errors import BadInput, InfraError
+from ..fsutil import atomic_write, templates_dir
 
 # template (relative to templates/) -> where it lands in the adopting repository
 WORKFLOWS = {
@@ -37,16 +37,6 @@ DEFAULT_SUITE = "expectations/data.json"
 DEFAULT_TARGET = "label"
 MODEL_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
 ID_COLUMN = re.compile(r"(^|_)id$", re.IGNORECASE)
-
-
-def templates_dir() -> Path:
-    """``leanops/templates`` inside a wheel, else the checkout's ``templates/``."""
-    here = Path(__file__).resolve().parent
-    for candidate in (here / "templates", here.parents[1] / "templates"):
-        if (candidate / PROJECT).is_dir():
-            return candidate
-    raise BadInput(f"the kit's templates are missing (looked in {here / 'templates'} and {here.parents[1]}); "
-                   "expected a leanops checkout or wheel")
 
 
 def template_files() -> dict[str, Path]:
@@ -203,7 +193,7 @@ def run(args: argparse.Namespace) -> int:
 
 def _suite(root: Path, p: Plan, *, force: bool) -> str:
     """The starter suite from the data, by ``leanops data-validate init`` (the one profiler)."""
-    from . import data_validate
+    from .. import data_validate
 
     suite = root / p.suite
     existed = suite.exists()

@@ -24,9 +24,9 @@ from typing import Any
 
 import yaml
 
-from . import gh
-from .errors import BadInput, CheckFailed
-from .fsutil import atomic_write
+from .. import gh
+from ..errors import BadInput, CheckFailed
+from ..fsutil import atomic_write
 
 KINDS = ("inputs", "outputs", "secrets")
 BLOCK = re.compile(r"<!-- leanops:(?P<kind>[a-z]+) (?P<source>\S+) -->\n(?P<body>.*?)<!-- /leanops:(?P=kind) -->",
@@ -43,7 +43,7 @@ class Block:
 
 
 def kit_root() -> Path:
-    return Path(__file__).resolve().parents[2]
+    return Path(__file__).resolve().parents[3]
 
 
 def _load(root: Path, source: str) -> dict[Any, Any]:

@@ -98,7 +98,9 @@ def child(mode: str, csv_path: str, suite_path: str) -> dict:
     os.environ.setdefault("GX_ANALYTICS_ENABLED", "false")
     import pandas as pd
 
-    from leanops import data_validate as dv
+    from leanops import datasets
+    from leanops.data_validate import suite as dv_suite
+    from leanops.data_validate import validate as dv_validate
 
     out: dict = {"mode": mode}
     if mode == "pandas":
@@ -108,15 +110,15 @@ def child(mode: str, csv_path: str, suite_path: str) -> dict:
         out["read_s"] = time.perf_counter() - t0
         out["seconds"] = out["read_s"]
     else:
-        gx = dv.import_gx()
-        suite = dv.load_suite(Path(suite_path), gx)
-        ctx = dv.ephemeral_context(gx)
+        gx = dv_suite.import_gx()
+        suite = dv_suite.load_suite(Path(suite_path), gx)
+        ctx = dv_suite.ephemeral_context(gx)
         before = rss_now()
         t0 = time.perf_counter()
         if mode == "leanops":
-            df = dv.read_table(Path(csv_path))
+            df = datasets.read_table(Path(csv_path))
             out["read_s"] = time.perf_counter() - t0
-            res = dv.validate_dataset(ctx, suite, Path(csv_path), df, "BOOLEAN_ONLY", "bench")
+            res = dv_validate.validate_dataset(ctx, suite, Path(csv_path), df, "BOOLEAN_ONLY", "bench")
             out["failed"] = len(res.failed)
         else:  # gx-default
             df = pd.read_csv(csv_path)

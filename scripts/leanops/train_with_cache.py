@@ -626,7 +626,7 @@ def _signature(s: Settings, model: Any) -> Any:
     """
     from mlflow.models import infer_signature
 
-    from .data_validate import read_table
+    from .datasets import read_table
 
     path, shown = _example_path(s)
     if path is None or not path.is_file():

@@ -33,7 +33,7 @@ from pathlib import Path
 from typing import Any
 
 from .. import config, gh, tracking
-from ..data_validate import _find_bad_csv_line, _short, dvc_pull, expand, rel
+from ..datasets import dvc_pull, expand, find_bad_csv_line, rel, short
 from ..errors import BadInput, InfraError
 
 CSV_SUFFIXES = (".csv", ".tsv", ".txt", ".csv.gz", ".csv.bz2", ".tsv.gz")
@@ -113,7 +113,7 @@ def read_file(path: Path, prediction_column: str = "prediction") -> Any:
         try:
             table = pq.read_table(path)
         except (pa.ArrowInvalid, OSError) as exc:
-            raise BadInput(f"not readable as Parquet: {_short(exc)}", file=name) from None
+            raise BadInput(f"not readable as Parquet: {short(exc)}", file=name) from None
     elif suffix in CSV_SUFFIXES:
         import pyarrow.csv as pcsv
 
@@ -121,8 +121,8 @@ def read_file(path: Path, prediction_column: str = "prediction") -> Any:
         try:
             table = pcsv.read_csv(path, parse_options=pcsv.ParseOptions(delimiter=delimiter))
         except pa.ArrowInvalid as exc:
-            line, why = _find_bad_csv_line(path, delimiter) if not suffix.endswith((".gz", ".bz2")) else (None, None)
-            raise BadInput(why or f"not readable as CSV: {_short(exc)}", file=name, line=line) from None
+            line, why = find_bad_csv_line(path, delimiter) if not suffix.endswith((".gz", ".bz2")) else (None, None)
+            raise BadInput(why or f"not readable as CSV: {short(exc)}", file=name, line=line) from None
     elif suffix in JSONL_SUFFIXES:
         table = _read_jsonl(path)
         table = normalise_records(table, name, prediction_column)
@@ -152,7 +152,7 @@ def _read_jsonl(path: Path) -> Any:
             try:
                 obj = json.loads(line)
             except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-                raise BadInput(f"not a JSON object per line: {_short(exc)}", file=rel(path), line=number) from None
+                raise BadInput(f"not a JSON object per line: {short(exc)}", file=rel(path), line=number) from None
             if not isinstance(obj, dict):
                 raise BadInput(f"expected a JSON object per line, got {type(obj).__name__}", file=rel(path),
                                line=number)
@@ -160,7 +160,7 @@ def _read_jsonl(path: Path) -> Any:
     try:
         return pa.Table.from_pylist(rows)
     except (pa.ArrowInvalid, pa.ArrowTypeError) as exc:
-        raise BadInput(f"values of one key have different types across lines: {_short(exc)}",
+        raise BadInput(f"values of one key have different types across lines: {short(exc)}",
                        file=rel(path)) from None
 
 
@@ -220,7 +220,7 @@ def load(patterns: list[str], role: str, prediction_column: str = "prediction", 
         try:
             table = pa.concat_tables(tables, promote_options="permissive")
         except (pa.ArrowInvalid, pa.ArrowTypeError) as exc:
-            raise BadInput(f"{role}: the files do not share column types: {_short(exc)}") from None
+            raise BadInput(f"{role}: the files do not share column types: {short(exc)}") from None
     return Data(role=role, table=table, files=[rel(p) for p in files], source=source or ", ".join(patterns))
 
 
@@ -306,7 +306,7 @@ def fetch_version(root: Path, dep: str, md5: str, commit: str) -> str:
                 for chunk in iter(lambda: src.read(1 << 20), b""):
                     out.write(chunk)
         except Exception as exc:  # noqa: BLE001 - git, DVC remote or network: one line
-            text = _short(exc)
+            text = short(exc)
             if "unknown revision" in text.lower() or "revision" in text.lower() and commit[:7] in text:
                 raise BadInput(f"reference {dep}: commit {commit[:12]} of the champion's training run is not in "
                                "this clone; check out with fetch-depth: 0, or set weekly-drift.reference") from None

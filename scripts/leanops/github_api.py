@@ -23,6 +23,32 @@ from .errors import BadInput, InfraError
 
 DEFAULT_API = "https://api.github.com"
 RETRY_STATUSES = {429, 500, 502, 503, 504}
+DEFAULT_PORTS = {"http": 80, "https": 443}
+
+
+def _origin(url: str) -> tuple[str, str, int | None]:
+    parts = urllib.parse.urlsplit(url)
+    scheme = parts.scheme.lower()
+    return scheme, (parts.hostname or "").lower(), parts.port or DEFAULT_PORTS.get(scheme)
+
+
+class _SameOriginAuthRedirect(urllib.request.HTTPRedirectHandler):
+    """Follow redirects, but send ``Authorization`` only back to the origin it was meant for.
+
+    urllib copies every header to the redirected request, so a redirect to another host (or port, or
+    scheme) would hand it the job's token: artifact and log downloads redirect to storage hosts.
+    """
+
+    def redirect_request(self, req, fp, code, msg, headers, newurl):  # type: ignore[no-untyped-def]
+        new = super().redirect_request(req, fp, code, msg, headers, newurl)
+        if new is not None and _origin(newurl) != _origin(req.full_url):
+            for name in [k for k in new.headers if k.lower() == "authorization"]:
+                del new.headers[name]
+            new.unredirected_hdrs.pop("Authorization", None)
+        return new
+
+
+_OPENER = urllib.request.build_opener(_SameOriginAuthRedirect)
 
 
 class ApiError(InfraError):
@@ -83,7 +109,7 @@ class GitHubAPI:
         for attempt in range(self.retries):
             req = urllib.request.Request(url, data=payload, headers=headers, method=method)  # noqa: S310
             try:
-                with urllib.request.urlopen(req, timeout=self.timeout) as resp:  # noqa: S310 - GITHUB_API_URL
+                with _OPENER.open(req, timeout=self.timeout) as resp:  # noqa: S310 - GITHUB_API_URL
                     raw = resp.read()
                     return (json.loads(raw) if raw.strip() else None), resp.headers
             except urllib.error.HTTPError as exc:

@@ -106,3 +106,61 @@ def test_workflow_runs(api_recorder) -> None:
         {"id": 1, "status": "completed", "conclusion": "success", "updated_at": "2026-11-01T00:00:00Z"},
         {"id": 2, "status": "completed", "conclusion": "failure", "updated_at": "2026-11-02T00:00:00Z"}]
     assert [r["id"] for r in api.workflow_runs("drift.yml", status="success")] == [1]
+
+
+class _Server:
+    """A local HTTP server recording each request's path and headers; /go/<url> redirects (302) to <url>."""
+
+    def __init__(self) -> None:
+        import http.server
+        import threading
+
+        seen = self.seen = []
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def do_GET(self) -> None:  # noqa: N802
+                seen.append((self.path, dict(self.headers)))
+                if self.path.startswith("/go/"):
+                    self.send_response(302)
+                    self.send_header("Location", self.path[len("/go/"):])
+                    self.send_header("Content-Length", "0")
+                    self.end_headers()
+                    return
+                body = b'{"ok": true}'
+                self.send_response(200)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+            def log_message(self, *args: object) -> None:
+                pass
+
+        self.httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.httpd.server_port}"
+        threading.Thread(target=self.httpd.serve_forever, daemon=True).start()
+
+    def close(self) -> None:
+        self.httpd.shutdown()
+        self.httpd.server_close()
+
+
+def test_the_token_is_not_forwarded_on_a_redirect_to_another_port() -> None:
+    api_server, other = _Server(), _Server()
+    try:
+        api = GitHubAPI(token="ghs_secret", repository="a/b", api_url=api_server.url, retries=1)
+        # same origin: the token follows
+        assert api.request("GET", f"go/{api_server.url}/repos/a/b/same") == {"ok": True}
+        assert [h.get("Authorization") for _, h in api_server.seen] == ["Bearer ghs_secret"] * 2
+        # another port on the same host: it does not
+        assert api.request("GET", f"go/{other.url}/storage/blob") == {"ok": True}
+        path, headers = other.seen[-1]
+        assert path == "/storage/blob" and "Authorization" not in headers
+        assert "ghs_secret" not in repr(other.seen)
+        # nor to another host name for the same address
+        host = other.url.replace("127.0.0.1", "localhost")
+        assert api.request("GET", f"go/{host}/storage/blob2") == {"ok": True}
+        assert other.seen[-1][0] == "/storage/blob2" and "Authorization" not in other.seen[-1][1]
+    finally:
+        api_server.close()
+        other.close()

@@ -4,7 +4,8 @@
 Standard library only: it runs on the runner's own Python before anything is installed.
 
     bootstrap.py plan      -> outputs cache-dir, cache-key, restore-prefix
-    bootstrap.py install   -> uv from a hash-pinned wheel, then `uv sync --frozen` with the chosen extras
+    bootstrap.py install   -> uv from a hash-pinned wheel (its sha256 checked on every run, also when the wheel
+                              comes from a restored cache), then `uv sync --frozen` with the chosen extras
                               into $RUNNER_TEMP/leanops/venv; outputs python, version; venv/bin on PATH
 
 Inputs come from the environment: LEANOPS_EXTRAS (comma/space separated), LEANOPS_PYTHON (interpreter).
@@ -131,34 +132,72 @@ def cmd_plan() -> None:
     print(f"leanops setup: cache key {key}")
 
 
-def uv_binary() -> Path:
-    """uv from its wheel on PyPI, checked against the pinned hashes, kept in the cache dir."""
+def pinned_uv() -> tuple[str, set[str]]:
+    """uv's pinned version and the sha256 of each of its wheels (scripts/uv-requirements.txt)."""
     text = UV_REQUIREMENTS.read_text(encoding="utf-8")
     m = re.search(r"^uv==(\S+)", text, re.M)
     if not m:
         fail(3, "no uv== line; expected a pinned uv", file="scripts/uv-requirements.txt")
-    version = m.group(1)  # type: ignore[union-attr]
-    target = cache_dir() / "bin" / f"uv-{version}"
-    if target.is_file() and os.access(target, os.X_OK):
-        return target
-    with tempfile.TemporaryDirectory(prefix="leanops-uv-") as tmp:
-        cmd = [sys.executable, "-m", "pip", "download", "--quiet", "--no-deps", "--only-binary=:all:",
-               "--require-hashes", "-r", str(UV_REQUIREMENTS), "-d", tmp]
-        res = subprocess.run(cmd, capture_output=True, text=True, check=False)
-        wheels = list(Path(tmp).glob("uv-*.whl"))
-        if res.returncode != 0 or not wheels:
-            last = (res.stderr.strip().splitlines() or ["no wheel"])[-1]
-            fail(3, f"could not fetch uv {version} from the package index: {last}")
-        with zipfile.ZipFile(wheels[0]) as zf:
-            member = next((n for n in zf.namelist() if re.search(r"\.data/scripts/uv$", n)), None)
-            if member is None:
-                fail(3, f"{wheels[0].name} holds no uv binary")
-            target.parent.mkdir(parents=True, exist_ok=True)
-            part = target.with_suffix(".part")
-            with zf.open(member) as src, open(part, "wb") as dst:  # type: ignore[arg-type]
-                shutil.copyfileobj(src, dst)
-            part.chmod(0o755)
-            os.replace(part, target)
+    hashes = set(re.findall(r"--hash=sha256:([0-9a-f]{64})", text))
+    if not hashes:
+        fail(3, "no --hash=sha256: lines; expected uv pinned by hash", file="scripts/uv-requirements.txt")
+    return m.group(1), hashes  # type: ignore[union-attr]
+
+
+def sha256_file(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def verified_wheel(folder: Path, version: str, hashes: set[str]) -> Path | None:
+    """The cached uv wheel when its sha256 is one of the pinned ones; anything else there is deleted."""
+    found = None
+    for wheel in sorted(folder.glob(f"uv-{version}-*.whl")) if folder.is_dir() else []:
+        if found is None and sha256_file(wheel) in hashes:
+            found = wheel
+        else:
+            print(f"leanops setup: {wheel.name} in the cache does not match the pinned hashes; removed", flush=True)
+            wheel.unlink()
+    return found
+
+
+def uv_binary() -> Path:
+    """uv from its wheel on PyPI. The wheel is kept in the cache dir and its sha256 is checked against the
+    pinned hashes on every run, restored from a cache or not; the binary is extracted from the checked wheel
+    into the job's own folder (outside the cache), so nothing restored is run unchecked."""
+    version, hashes = pinned_uv()
+    wheels = cache_dir() / "uv-wheels"
+    wheel = verified_wheel(wheels, version, hashes)
+    if wheel is None:
+        with tempfile.TemporaryDirectory(prefix="leanops-uv-") as tmp:
+            cmd = [sys.executable, "-m", "pip", "download", "--quiet", "--no-deps", "--only-binary=:all:",
+                   "--require-hashes", "-r", str(UV_REQUIREMENTS), "-d", tmp]
+            res = subprocess.run(cmd, capture_output=True, text=True, check=False)
+            got = list(Path(tmp).glob("uv-*.whl"))
+            if res.returncode != 0 or not got:
+                last = (res.stderr.strip().splitlines() or ["no wheel"])[-1]
+                fail(3, f"could not fetch uv {version} from the package index: {last}")
+            wheels.mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(got[0], wheels / got[0].name)
+        wheel = verified_wheel(wheels, version, hashes)
+        if wheel is None:
+            fail(3, f"the downloaded uv {version} wheel does not match the pinned hashes",
+                 file="scripts/uv-requirements.txt")
+    assert wheel is not None
+    target = base_dir() / "bin" / f"uv-{version}"
+    with zipfile.ZipFile(wheel) as zf:
+        member = next((n for n in zf.namelist() if re.search(r"\.data/scripts/uv$", n)), None)
+        if member is None:
+            fail(3, f"{wheel.name} holds no uv binary")
+        target.parent.mkdir(parents=True, exist_ok=True)
+        part = target.with_suffix(".part")
+        with zf.open(member) as src, open(part, "wb") as dst:  # type: ignore[arg-type]
+            shutil.copyfileobj(src, dst)
+        part.chmod(0o755)
+        os.replace(part, target)
     return target
 
 

@@ -85,3 +85,56 @@ def test_build_key_is_the_content_of_pyproject_named_by_cache_keys() -> None:
     content = (root / "pyproject.toml").read_bytes()
     assert module.build_key() == hashlib.sha256(content).hexdigest()[:16]
     assert 'cache-keys = [{ env = "LEANOPS_BUILD_KEY" }]' in content.decode()
+
+
+def _fake_kit(tmp_path: Path) -> tuple[Path, Path]:
+    """A copy of the bootstrap whose pinned uv is a wheel made here: its `uv` writes a marker and fails."""
+    import hashlib
+    import zipfile
+
+    kit = tmp_path / "kit"
+    (kit / "scripts").mkdir(parents=True)
+    for name in ("pyproject.toml", "uv.lock", "scripts/bootstrap.py"):
+        shutil.copy(ROOT / name, kit / name)
+    marker = tmp_path / "uv-ran"
+    wheel = tmp_path / "uv-9.9.9-py3-none-linux_x86_64.whl"
+    with zipfile.ZipFile(wheel, "w") as zf:
+        zf.writestr("uv-9.9.9.data/scripts/uv", f"#!/bin/sh\necho ran > {marker}\necho 'error: fake' >&2\nexit 1\n")
+    digest = hashlib.sha256(wheel.read_bytes()).hexdigest()
+    (kit / "scripts/uv-requirements.txt").write_text(f"uv==9.9.9 \\\n    --hash=sha256:{digest}\n")
+    return kit, wheel
+
+
+def _install(kit: Path, tmp_path: Path) -> subprocess.CompletedProcess[str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("GITHUB_", "LEANOPS_", "PIP_"))}
+    # no package index: a wheel that is not in the cache (or fails its hash) cannot be fetched again
+    env.update(RUNNER_TEMP=str(tmp_path / "runner"), LEANOPS_PYTHON=sys.executable,
+               PIP_INDEX_URL="http://127.0.0.1:9/simple", PIP_RETRIES="0", PIP_TIMEOUT="1",
+               PIP_CONFIG_FILE=os.devnull)
+    return subprocess.run([sys.executable, str(kit / "scripts/bootstrap.py"), "install"], capture_output=True,
+                          text=True, env=env)
+
+
+def test_uv_from_a_restored_cache_runs_only_when_its_hash_matches(tmp_path: Path) -> None:
+    kit, wheel = _fake_kit(tmp_path)
+    cache = tmp_path / "runner/leanops/cache"
+    marker = tmp_path / "uv-ran"
+    # a cache hit holding the pinned wheel: uv comes from it (and runs)
+    (cache / "uv-wheels").mkdir(parents=True)
+    shutil.copy(wheel, cache / "uv-wheels" / wheel.name)
+    res = _install(kit, tmp_path)
+    assert marker.exists(), res.stderr
+    assert res.returncode == 3 and "fake" in res.stderr
+    marker.unlink()
+    # a restored cache whose wheel was altered (same name), and a binary planted where an old layout kept uv:
+    # the wheel's hash is checked on this run too, it is removed, and nothing from the cache runs
+    with open(cache / "uv-wheels" / wheel.name, "ab") as fh:
+        fh.write(b"\0")
+    (cache / "bin").mkdir()
+    planted = cache / "bin/uv-9.9.9"
+    planted.write_text(f"#!/bin/sh\necho planted > {marker}\nexit 1\n")
+    planted.chmod(0o755)
+    res = _install(kit, tmp_path)
+    assert res.returncode == 3 and "could not fetch uv 9.9.9" in res.stderr, res.stderr
+    assert not marker.exists()
+    assert not (cache / "uv-wheels" / wheel.name).exists()

@@ -61,7 +61,7 @@ def save_model(dst: Path, rows: slice) -> None:
 
 def build(work: Path, model: Path, base: str, *, no_cache: bool) -> tuple[str, float]:
     from leanops import build_push_image as bpi
-    from leanops import serve
+    from leanops import models
 
     ctx = work / f"ctx-{time.monotonic_ns()}"
     ctx.mkdir()
@@ -69,7 +69,7 @@ def build(work: Path, model: Path, base: str, *, no_cache: bool) -> tuple[str, f
     p = bpi.Plan(model_uri=str(model), registry="127.0.0.1:5000/leanops-bench", image="churn", base_image=base,
                  dockerfile=ROOT / "templates" / "Dockerfile", version="", push=False, root=work)
     bpi.prepare_context(ctx, p)
-    m = bpi.Model(path=ctx / "model", name="churn-classifier", version="bench", sha256=serve.model_digest(model))
+    m = bpi.Model(path=ctx / "model", name="churn-classifier", version="bench", sha256=models.model_digest(model))
     t0 = time.perf_counter()
     image_id = bpi.docker_build(ctx, bpi.build_args(p, m, "0" * 40), no_cache=no_cache)
     return image_id, time.perf_counter() - t0

@@ -25,7 +25,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from . import config, gh, serve, tracking
+from . import config, gh, models, serve, tracking
 from .errors import BadInput, InfraError
 from .flags import add_flag
 
@@ -157,7 +157,7 @@ def fetch_model(p: Plan, dest: Path, tracking_uri: str, configured_uri: str | No
     else:
         model = _download(uri, dest, *tracking.resolve_uri(tracking_uri or None, configured_uri, p.root))
     serve.read_signature(dest)  # BadInput when the signature is missing
-    model.sha256 = serve.model_digest(dest)
+    model.sha256 = models.model_digest(dest)
     if not model.version:
         model.version = f"sha256-{model.sha256[:12]}"
     return model

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from leanops import build_push_image as bpi
-from leanops import serve
+from leanops import models, serve
 from leanops.errors import BadInput
 
 from .test_serve import churn_rows, save_churn_model
@@ -75,7 +75,7 @@ def test_model_from_a_path_needs_a_signature(project: Path) -> None:
     p = bpi.plan(args(registry="r.example.com/x", model_uri="m"))
     save_churn_model(project / "m")
     model = bpi.fetch_model(p, project / "ctx" / "model", "", None, "churn-classifier")
-    assert model.sha256 == serve.model_digest(project / "m") == serve.model_digest(project / "ctx" / "model")
+    assert model.sha256 == models.model_digest(project / "m") == serve.model_digest(project / "ctx" / "model")
     assert model.version == f"sha256-{model.sha256[:12]}" and model.name == "churn-classifier"
     save_churn_model(project / "bare", signature=False)
     p = bpi.plan(args(registry="r.example.com/x", model_uri="bare"))

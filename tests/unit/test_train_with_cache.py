@@ -11,9 +11,12 @@ from pathlib import Path
 
 import pytest
 
-from leanops import cli, tracking
-from leanops import train_with_cache as twc
+from leanops import cli, dvcproject, tracking
 from leanops.errors import BadInput, InfraError
+from leanops.train_with_cache import freshness as twc_freshness
+from leanops.train_with_cache import metrics as twc_metrics
+from leanops.train_with_cache import repro as twc_repro
+from leanops.train_with_cache import settings as twc_settings
 
 
 def md5(text: str) -> str:
@@ -42,10 +45,10 @@ def project(tmp_path: Path, *, c: float = 1.0) -> Path:
     return tmp_path
 
 
-def settings(root: Path, monkeypatch: pytest.MonkeyPatch, *argv: str) -> twc.Settings:
+def settings(root: Path, monkeypatch: pytest.MonkeyPatch, *argv: str) -> twc_settings.Settings:
     monkeypatch.chdir(root)
     parser = cli.build_parser()
-    return twc.settings(parser.parse_args(["train-with-cache", *argv]))
+    return twc_settings.settings(parser.parse_args(["train-with-cache", *argv]))
 
 
 def test_the_subcommand_is_registered_without_heavy_imports() -> None:
@@ -61,37 +64,37 @@ def test_the_subcommand_is_registered_without_heavy_imports() -> None:
 def test_quick_check_sees_a_matching_lock_and_each_kind_of_change(tmp_path: Path, monkeypatch) -> None:
     root = project(tmp_path)
     s = settings(root, monkeypatch)
-    assert twc.up_to_date(s) == (True, "every stage matches dvc.lock")
+    assert twc_freshness.up_to_date(s) == (True, "every stage matches dvc.lock")
     (root / "params.yaml").write_text("train:\n  C: 2.0\n  seed: 1\n")
-    assert twc.up_to_date(s) == (False, "stage train: param train.C changed")
+    assert twc_freshness.up_to_date(s) == (False, "stage train: param train.C changed")
     (root / "params.yaml").write_text("train:\n  C: 1.0\n  seed: 9\n")  # a param no stage reads
-    assert twc.up_to_date(s)[0]
+    assert twc_freshness.up_to_date(s)[0]
     (root / "data.csv").write_text("a,b\n1,3\n")
-    assert twc.up_to_date(s) == (False, "stage train: data.csv changed")
+    assert twc_freshness.up_to_date(s) == (False, "stage train: data.csv changed")
     project(tmp_path)
     (root / "model.pkl").unlink()
-    assert twc.up_to_date(s) == (False, "stage train: model.pkl is missing")
+    assert twc_freshness.up_to_date(s) == (False, "stage train: model.pkl is missing")
     project(tmp_path)
     (root / "dvc.yaml").write_text((root / "dvc.yaml").read_text().replace("python stage.py", "python3 stage.py"))
-    assert twc.up_to_date(s) == (False, "stage train: command changed")
+    assert twc_freshness.up_to_date(s) == (False, "stage train: command changed")
     (root / "dvc.yaml").write_text("vars: [a.yaml]\nstages:\n  train:\n    cmd: x ${a}\n")
-    assert twc.up_to_date(s)[1] == "dvc.yaml uses templating"
+    assert twc_freshness.up_to_date(s)[1] == "dvc.yaml uses templating"
 
 
 def test_cache_key_follows_params_overrides_and_sources(tmp_path: Path, monkeypatch) -> None:
     root = project(tmp_path)
-    base = twc.cache_key(settings(root, monkeypatch))
+    base = twc_freshness.cache_key(settings(root, monkeypatch))
     assert base["cache-key"].startswith(base["restore-prefix"]) and base["restore-prefix"].startswith("leanops-dvc-")
-    assert base == twc.cache_key(settings(root, monkeypatch))  # stable
+    assert base == twc_freshness.cache_key(settings(root, monkeypatch))  # stable
     paths = base["cache-path"].splitlines()
     assert paths == [str((root / ".dvc/cache").resolve()), str((root / "metrics.json").resolve())]
-    over = twc.cache_key(settings(root, monkeypatch, "--param-overrides", '{"train.C": 0.5}'))
+    over = twc_freshness.cache_key(settings(root, monkeypatch, "--param-overrides", '{"train.C": 0.5}'))
     assert over["cache-key"] != base["cache-key"] and over["restore-prefix"] == base["restore-prefix"]
     # an override equal to the file's value is the same pipeline state
-    same = twc.cache_key(settings(root, monkeypatch, "--param-overrides", '{"train": {"C": 1.0}}'))
+    same = twc_freshness.cache_key(settings(root, monkeypatch, "--param-overrides", '{"train": {"C": 1.0}}'))
     assert same["cache-key"] == base["cache-key"]
     (root / "stage.py").write_text("print('train v2')\n")
-    assert twc.cache_key(settings(root, monkeypatch))["cache-key"] != base["cache-key"]
+    assert twc_freshness.cache_key(settings(root, monkeypatch))["cache-key"] != base["cache-key"]
 
 
 def test_key_command_writes_outputs_with_the_embedded_store(tmp_path: Path, monkeypatch, runner_files) -> None:
@@ -107,25 +110,26 @@ def test_key_command_writes_outputs_with_the_embedded_store(tmp_path: Path, monk
 
 def test_overrides_are_applied_and_checked(tmp_path: Path, monkeypatch) -> None:
     root = project(tmp_path)
-    twc.apply_overrides(root, "params.yaml", {"train.C": 0.25})
+    dvcproject.apply_overrides(root, "params.yaml", {"train.C": 0.25})
     assert "C: 0.25" in (root / "params.yaml").read_text()
     with pytest.raises(BadInput, match="train.gamma not in params.yaml"):
-        twc.params_values(root, "params.yaml", {"train.gamma": 1})
+        dvcproject.params_values(root, "params.yaml", {"train.gamma": 1})
     for bad in ("[1, 2]", "{oops", '"text"x'):
         with pytest.raises(BadInput, match="param-overrides"):
-            twc.parse_overrides(bad)
-    assert twc.parse_overrides("") == twc.parse_overrides("{}") == twc.parse_overrides('""') == {}
+            twc_settings.parse_overrides(bad)
+    parse = twc_settings.parse_overrides
+    assert parse("") == parse("{}") == parse('""') == {}
 
 
 def test_metrics_are_flattened_numbers_and_garbage_is_bad_input(tmp_path: Path, monkeypatch) -> None:
     root = project(tmp_path)
     s = settings(root, monkeypatch)
-    assert twc.read_metrics(s) == {"roc_auc": 0.8, "nested.f1": 0.5}
+    assert twc_metrics.read_metrics(s) == {"roc_auc": 0.8, "nested.f1": 0.5}
     (root / "metrics.json").write_text("roc_auc: 0.7\n")  # YAML is fine too
-    assert twc.read_metrics(s) == {"roc_auc": 0.7}
+    assert twc_metrics.read_metrics(s) == {"roc_auc": 0.7}
     (root / "metrics.json").write_text("<html>oops")
     with pytest.raises(BadInput, match="not a JSON or YAML mapping"):
-        twc.read_metrics(s)
+        twc_metrics.read_metrics(s)
 
 
 def test_missing_dvc_yaml_is_one_line_exit_2(tmp_path: Path, monkeypatch, capsys) -> None:
@@ -155,7 +159,7 @@ def test_push_only_from_trusted_refs(tmp_path: Path, monkeypatch, event, payload
     path = tmp_path / "event.json"
     path.write_text(json.dumps(payload or {}))
     monkeypatch.setenv("GITHUB_EVENT_PATH", str(path))
-    assert twc.trusted_ref()[0] is trusted
+    assert twc_repro.trusted_ref()[0] is trusted
 
 
 def test_select_picks_the_best_leg(tmp_path: Path, monkeypatch, runner_files) -> None:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import math
-import pickle
 import time
 from collections.abc import Callable, Mapping
 from pathlib import Path
@@ -11,6 +10,7 @@ from typing import Any
 
 from .. import gh, tracking
 from ..errors import BadInput
+from ..models import NotAModel, unpickle
 from .bootstrap import Predictions
 from .gates import DP_RATIO, EO_DIFF, LATENCY_BATCH, LATENCY_SINGLE
 
@@ -65,10 +65,9 @@ def load_model(model_uri: str, tracking_uri: str, model_path: Path | None) -> tu
     if model_path is None or not model_path.is_file():
         raise BadInput("no candidate model to time: pass model-version (or run-id) or set model.path in leanops.yml")
     try:
-        with open(model_path, "rb") as fh:
-            model = pickle.load(fh)  # noqa: S301 - the adopting pipeline's own artifact
-    except Exception as exc:  # noqa: BLE001 - whatever the unpickler says, the file is not a model
-        raise BadInput(f"not a pickled model ({type(exc).__name__}: {exc})", file=str(model_path)) from None
+        model = unpickle(model_path)
+    except NotAModel as exc:
+        raise BadInput(f"not a pickled model ({exc.reason})", file=str(model_path)) from None
     if not hasattr(model, "predict"):
         raise BadInput("the pickled object has no predict(); expected a fitted estimator", file=str(model_path))
     return model.predict, str(model_path)

@@ -127,7 +127,7 @@ def dvc_entries(root: Path, kind: str) -> list[tuple[str, str]]:
     """(path, stage) of every ``kind`` entry (deps, outs, metrics) of dvc.yaml; [] without one."""
     if not (root / "dvc.yaml").is_file():
         return []
-    from ..train_with_cache import load_pipeline
+    from ..dvcproject import load_pipeline
 
     out = []
     for stage_name, stage in load_pipeline(root)["stages"].items():

@@ -282,7 +282,7 @@ def champion_files(cfg: config.Config, root: Path) -> tuple[list[str], str]:
 
 def fetch_version(root: Path, dep: str, md5: str, commit: str) -> str:
     """The file ``dep`` as it was when its MD5 was ``md5``: the work tree, the DVC cache, or DVC at ``commit``."""
-    from ..train_with_cache import dvc_cache_dir
+    from ..dvcproject import dvc_cache_dir
 
     path = root / dep
     if path.is_file() and md5_of(path) == md5:

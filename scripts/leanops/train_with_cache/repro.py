@@ -1,0 +1,125 @@
+"""``dvc repro`` with its log streamed, which stages ran, and the DVC run-cache transfers (trusted refs only).
+"""
+
+from __future__ import annotations
+
+import collections
+import json
+import os
+import re
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from .. import gh
+from ..errors import BadInput, CheckFailed, InfraError
+from .settings import Settings
+
+
+@dataclass
+class StageResult:
+    name: str
+    state: str  # ran, cached (restored from the run-cache), unchanged, failed
+    seconds: float = 0.0
+
+
+STAGE_LINE = re.compile(
+    r"^(?:Running stage '(?P<run>[^']+)'|Stage '(?P<cached>[^']+)' is cached|Stage '(?P<same>[^']+)' didn't change)"
+)
+
+
+FAILED_LINE = re.compile(r"failed to reproduce '(?P<stage>[^']+)'")
+
+
+def _dvc(args: list[str]) -> list[str]:
+    return [sys.executable, "-m", "dvc", *args]
+
+
+def reproduce(s: Settings) -> list[StageResult]:
+    """``dvc repro`` with its log streamed; which stages ran, came from the run-cache or stayed."""
+    cmd = _dvc(["repro", *([s.target] if s.target else [])])
+    results: list[StageResult] = []
+    tail: collections.deque[str] = collections.deque(maxlen=25)
+    started = time.monotonic()
+    env = dict(os.environ, PYTHONUNBUFFERED="1")
+    venv_bin = str(Path(sys.executable).parent)
+    if venv_bin not in env.get("PATH", "").split(os.pathsep):  # the stages' `python` is the one with the libs
+        env["PATH"] = venv_bin + os.pathsep + env.get("PATH", "")
+    with gh.group("dvc repro" + (f" {s.target}" if s.target else "")):
+        proc = subprocess.Popen(cmd, cwd=s.root, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                                env=env, bufsize=1)
+        assert proc.stdout is not None
+        for line in proc.stdout:
+            print(line, end="", file=sys.stdout if gh.on_runner() else sys.stderr, flush=True)
+            m = STAGE_LINE.match(line.strip())
+            if m:
+                now = time.monotonic()
+                if results:
+                    results[-1].seconds = now - started
+                started = now
+                tail.clear()
+                name = m["run"] or m["cached"] or m["same"]
+                results.append(StageResult(name, "ran" if m["run"] else "cached" if m["cached"] else "unchanged"))
+            elif line.strip():
+                tail.append(line.rstrip())
+        code = proc.wait()
+    if results:
+        results[-1].seconds = time.monotonic() - started
+    if code != 0:
+        text = "\n".join(tail)
+        failed = FAILED_LINE.search(text)
+        stage = failed["stage"] if failed else (results[-1].name if results else "?")
+        for r in results:
+            if r.name == stage:
+                r.state = "failed"
+        if "dvc.yaml" in text and not results:
+            last = next((ln for ln in reversed(tail) if "ERROR" in ln), tail[-1] if tail else "")
+            raise BadInput(f"dvc repro: {last.removeprefix('ERROR: ')}", file="dvc.yaml")
+        gh.add_summary(f"## train-with-cache: stage `{stage}` failed\n\n" + _stage_table(results)
+                       + f"\n<details><summary>last lines of its output</summary>\n\n```text\n{text}\n```\n"
+                       "</details>\n")
+        last = next((ln for ln in reversed(tail) if ln.startswith("ERROR")), tail[-1] if tail else "no output")
+        raise CheckFailed(f"stage {stage} failed: {last.removeprefix('ERROR: ')}")
+    return results
+
+
+def _stage_table(results: list[StageResult]) -> str:
+    return gh.md_table(["stage", "result", "seconds"], [[r.name, r.state, f"{r.seconds:.1f}"] for r in results])
+
+
+def trusted_ref() -> tuple[bool, str]:
+    """Whether this run may write to shared storage: never a pull request from a fork."""
+    event = os.environ.get("GITHUB_EVENT_NAME", "")
+    if not event:
+        return True, "not on a runner"
+    if event in ("push", "workflow_dispatch", "schedule", "repository_dispatch", "release", "merge_group"):
+        return True, f"{event} event"
+    if event == "pull_request":
+        payload: dict[str, Any] = {}
+        path = os.environ.get("GITHUB_EVENT_PATH")
+        if path and Path(path).is_file():
+            try:
+                payload = json.loads(Path(path).read_text(encoding="utf-8"))
+            except (OSError, json.JSONDecodeError):
+                payload = {}
+        pr = payload.get("pull_request") or {}
+        head = ((pr.get("head") or {}).get("repo") or {}).get("full_name")
+        base = ((pr.get("base") or {}).get("repo") or {}).get("full_name") or os.environ.get("GITHUB_REPOSITORY")
+        if head and base and head == base:
+            return True, "pull request from a branch of this repository"
+        return False, "pull request from a fork"
+    return False, f"{event} event"
+
+
+def dvc_transfer(s: Settings, verb: str) -> None:
+    res = subprocess.run(_dvc([verb, "--run-cache"]), cwd=s.root, capture_output=True, text=True, check=False)
+    if res.returncode != 0:
+        last = (res.stderr.strip().splitlines() or ["no message"])[-1]
+        if verb == "pull":
+            gh.warning(f"dvc pull --run-cache: {last} (continuing; stages without cached results run)")
+            return
+        raise InfraError(f"dvc push --run-cache failed: {last}")
+    gh.step(f"dvc {verb} --run-cache: done")

@@ -60,18 +60,20 @@ def save_model(dst: Path, rows: slice) -> None:
 
 
 def build(work: Path, model: Path, base: str, *, no_cache: bool) -> tuple[str, float]:
-    from leanops import build_push_image as bpi
     from leanops import models
+    from leanops.build_push_image import image as bpi_image
+    from leanops.build_push_image import model as bpi_model
+    from leanops.build_push_image import plan as bpi_plan
 
     ctx = work / f"ctx-{time.monotonic_ns()}"
     ctx.mkdir()
     shutil.copytree(model, ctx / "model")
-    p = bpi.Plan(model_uri=str(model), registry="127.0.0.1:5000/leanops-bench", image="churn", base_image=base,
+    p = bpi_plan.Plan(model_uri=str(model), registry="127.0.0.1:5000/leanops-bench", image="churn", base_image=base,
                  dockerfile=ROOT / "templates" / "Dockerfile", version="", push=False, root=work)
-    bpi.prepare_context(ctx, p)
-    m = bpi.Model(path=ctx / "model", name="churn-classifier", version="bench", sha256=models.model_digest(model))
+    bpi_image.prepare_context(ctx, p)
+    m = bpi_model.Model(path=ctx / "model", name="churn-classifier", version="bench", sha256=models.model_digest(model))
     t0 = time.perf_counter()
-    image_id = bpi.docker_build(ctx, bpi.build_args(p, m, "0" * 40), no_cache=no_cache)
+    image_id = bpi_image.docker_build(ctx, bpi_image.build_args(p, m, "0" * 40), no_cache=no_cache)
     return image_id, time.perf_counter() - t0
 
 

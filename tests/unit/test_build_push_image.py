@@ -10,8 +10,10 @@ from pathlib import Path
 
 import pytest
 
-from leanops import build_push_image as bpi
 from leanops import models, serve
+from leanops.build_push_image import image as bpi_image
+from leanops.build_push_image import model as bpi_model
+from leanops.build_push_image import plan as bpi_plan
 from leanops.errors import BadInput
 
 from .test_serve import churn_rows, save_churn_model
@@ -40,23 +42,23 @@ def test_defaults_ghcr_of_the_repository_with_the_job_token(project: Path, monke
     monkeypatch.setenv("GITHUB_REPOSITORY", "Example/Caller")
     monkeypatch.setenv("GITHUB_ACTOR", "octo")
     monkeypatch.setenv("GITHUB_TOKEN", "ghs_x")
-    p = bpi.plan(args())
+    p = bpi_plan.plan(args())
     assert p.model_uri == "models:/churn-classifier@challenger"
     assert p.repository == "ghcr.io/example/caller/churn-classifier" and p.registry_host == "ghcr.io"
     assert (p.username, p.password) == ("octo", "ghs_x")
-    assert p.dockerfile == bpi.kit_root() / "templates" / "Dockerfile"
-    other = bpi.plan(args(registry="https://registry.example.com:5000/ml/", image="Churn", version="v1.2.3"))
+    assert p.dockerfile == bpi_image.kit_root() / "templates" / "Dockerfile"
+    other = bpi_plan.plan(args(registry="https://registry.example.com:5000/ml/", image="Churn", version="v1.2.3"))
     assert other.repository == "registry.example.com:5000/ml/churn" and other.version == "1.2.3"
     assert other.password == ""  # the job token goes to ghcr.io only
 
 
 def test_bad_inputs_are_one_line_exit_2(project: Path) -> None:
     with pytest.raises(BadInput, match="GITHUB_REPOSITORY is not set"):
-        bpi.plan(args())
+        bpi_plan.plan(args())
     with pytest.raises(BadInput, match="not a semantic version"):
-        bpi.plan(args(registry="r.example.com/x", version="latest"))
+        bpi_plan.plan(args(registry="r.example.com/x", version="latest"))
     with pytest.raises(BadInput, match="not a valid image repository"):
-        bpi.plan(args(registry="r.example.com/x", image="bad image"))
+        bpi_plan.plan(args(registry="r.example.com/x", image="bad image"))
     res = subprocess.run([sys.executable, "-m", "leanops", "build-push-image", "--model-uri", "nowhere",
                           "--registry", "127.0.0.1:5000/x"], capture_output=True, text=True, cwd=project)
     assert res.returncode == 2
@@ -66,21 +68,21 @@ def test_bad_inputs_are_one_line_exit_2(project: Path) -> None:
 
 
 def test_tags(project: Path) -> None:
-    p = bpi.plan(args(registry="r.example.com/x", version="2.0.1"))
-    model = bpi.Model(path=project, name="churn-classifier", version="7")
-    assert bpi.tags_for(p, model, "0123456789abcdef") == ["sha-0123456", "model-7", "2.0.1"]
+    p = bpi_plan.plan(args(registry="r.example.com/x", version="2.0.1"))
+    model = bpi_model.Model(path=project, name="churn-classifier", version="7")
+    assert bpi_image.tags_for(p, model, "0123456789abcdef") == ["sha-0123456", "model-7", "2.0.1"]
 
 
 def test_model_from_a_path_needs_a_signature(project: Path) -> None:
-    p = bpi.plan(args(registry="r.example.com/x", model_uri="m"))
+    p = bpi_plan.plan(args(registry="r.example.com/x", model_uri="m"))
     save_churn_model(project / "m")
-    model = bpi.fetch_model(p, project / "ctx" / "model", "", None, "churn-classifier")
+    model = bpi_model.fetch_model(p, project / "ctx" / "model", "", None, "churn-classifier")
     assert model.sha256 == models.model_digest(project / "m") == serve.model_digest(project / "ctx" / "model")
     assert model.version == f"sha256-{model.sha256[:12]}" and model.name == "churn-classifier"
     save_churn_model(project / "bare", signature=False)
-    p = bpi.plan(args(registry="r.example.com/x", model_uri="bare"))
+    p = bpi_plan.plan(args(registry="r.example.com/x", model_uri="bare"))
     with pytest.raises(BadInput, match="signature missing"):
-        bpi.fetch_model(p, project / "ctx2" / "model", "", None, "x")
+        bpi_model.fetch_model(p, project / "ctx2" / "model", "", None, "x")
 
 
 def test_model_from_the_registry_alias(project: Path) -> None:
@@ -101,19 +103,19 @@ def test_model_from_the_registry_alias(project: Path) -> None:
                                         pip_requirements=["scikit-learn"], serialization_format="cloudpickle")
     mv = mlflow.register_model(info.model_uri, "churn-classifier")
     mlflow.MlflowClient().set_registered_model_alias("churn-classifier", "challenger", mv.version)
-    p = bpi.plan(args(registry="r.example.com/x"))
-    model = bpi.fetch_model(p, project / "ctx" / "model", uri, None, "")
+    p = bpi_plan.plan(args(registry="r.example.com/x"))
+    model = bpi_model.fetch_model(p, project / "ctx" / "model", uri, None, "")
     assert (model.name, model.version, model.run_id, model.data_hash) == (
         "churn-classifier", str(mv.version), run.info.run_id, "abc123")
     assert (project / "ctx" / "model" / "MLmodel").is_file()
     assert serve.read_signature(project / "ctx" / "model")[0].name == "contract"
-    p = bpi.plan(args(registry="r.example.com/x", model_uri="models:/churn-classifier@champion"))
+    p = bpi_plan.plan(args(registry="r.example.com/x", model_uri="models:/churn-classifier@champion"))
     with pytest.raises(BadInput, match="no version of churn-classifier has the alias 'champion'"):
-        bpi.fetch_model(p, project / "ctx2" / "model", uri, None, "")
+        bpi_model.fetch_model(p, project / "ctx2" / "model", uri, None, "")
 
 
 def test_requirements_are_locked_with_hashes(tmp_path: Path) -> None:
-    text = bpi.requirements(tmp_path / "requirements.txt").read_text()
+    text = bpi_image.requirements(tmp_path / "requirements.txt").read_text()
     for name in ("scikit-learn==", "fastapi==", "uvicorn==", "prometheus-client==", "mlflow-skinny==", "pandas=="):
         assert name in text, name
     assert "--hash=sha256:" in text and "\nleanops" not in text and "-e " not in text
@@ -123,7 +125,7 @@ def test_requirements_are_locked_with_hashes(tmp_path: Path) -> None:
 def test_the_publish_path_restores_no_cache_and_alone_may_write_packages() -> None:
     import yaml
 
-    root = bpi.kit_root()
+    root = bpi_image.kit_root()
     action = yaml.safe_load((root / "actions/build-push-image/action.yml").read_text())
     setup, run = action["runs"]["steps"]
     assert setup["uses"] == "leanops/leanops@main" and setup["with"]["extras"] == "build-push-image"

@@ -15,9 +15,12 @@ import yaml
 from scipy import stats as sps
 
 from leanops import cli
-from leanops import weekly_drift as wd
 from leanops.errors import BadInput
+from leanops.weekly_drift import alert as wd_alert
 from leanops.weekly_drift import data, stats
+from leanops.weekly_drift import detect as wd_detect
+from leanops.weekly_drift import report as wd_report
+from leanops.weekly_drift import settings as wd_settings
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -185,13 +188,13 @@ def _no_inputs(monkeypatch: pytest.MonkeyPatch) -> None:
         monkeypatch.delenv(f"LEANOPS_{key}", raising=False)
 
 
-def _settings(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, config: str | None, *argv: str) -> wd.Settings:
+def _settings(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, config: str | None, *argv: str) -> wd_settings.Settings:
     monkeypatch.chdir(tmp_path)
     if config is not None:
         (tmp_path / "leanops.yml").write_text(config)
     parser = cli.build_parser()
     args = parser.parse_args(["weekly-drift", *argv])
-    return wd.settings(args)
+    return wd_settings.settings(args)
 
 
 def test_flags_override_leanops_yml(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -223,25 +226,25 @@ def test_leanops_yml_section_is_validated(tmp_path: Path, monkeypatch: pytest.Mo
         _settings(tmp_path, monkeypatch, "version: 1\nweekly-drift:\n  window: 7\n")
 
 
-def _s(**kw: object) -> wd.Settings:
+def _s(**kw: object) -> wd_settings.Settings:
     base = dict(reference=[], current=["c"], threshold=0.5, min_rows=1, columns=[], ignore_columns=[],
                 target_column="", prediction_column="prediction", retrain_workflow="", retrain_ref="main",
                 dispatch=True, open_issue=True, fail_on_insufficient_data=False, report_dir=Path("r"),
                 sample_rows=1000)
     base.update(kw)
-    return wd.Settings(**base)  # type: ignore[arg-type]
+    return wd_settings.Settings(**base)  # type: ignore[arg-type]
 
 
 def test_compared_columns() -> None:
     ref = ["id", "a", "b", "label"]
     cur = ["a", "b", "prediction"]
-    assert wd.compared_columns(_s(target_column="label", ignore_columns=["id"]), ref, cur) == ["a", "b"]
+    assert wd_detect.compared_columns(_s(target_column="label", ignore_columns=["id"]), ref, cur) == ["a", "b"]
     with pytest.raises(BadInput) as err:
-        wd.compared_columns(_s(), ref, cur)
+        wd_detect.compared_columns(_s(), ref, cur)
     assert err.value.message.startswith("reference and current data have different columns: only in the "
                                         "reference: id, label (set")
     with pytest.raises(BadInput, match="missing from the reference: z; missing from the current data: id, z"):
-        wd.compared_columns(_s(columns=["a", "id", "z"]), ref, cur)
+        wd_detect.compared_columns(_s(columns=["a", "id", "z"]), ref, cur)
 
 
 # ---------------------------------------------------------------------------- what a person reads
@@ -253,20 +256,20 @@ def test_chart_and_table() -> None:
         stats.ColumnDrift("b", stats.NUMERICAL, "ks", 0.5, 0.05, False, 10, 10),
         stats.ColumnDrift("p", stats.NUMERICAL, "ks", 0.0, 0.05, True, 10, 10, role="prediction"),
     ]
-    chart = wd.chart(results)
+    chart = wd_report.chart(results)
     assert chart.startswith("```mermaid\nxychart-beta\n") and chart.endswith("```\n")
     assert "x-axis [\"say 'hi'\", \"b\", \"p\"]" in chart and "bar [5.000, 0.100, 5.000]" in chart
     assert "y-axis \"score / threshold\" 0 --> 5" in chart and "line [1, 1, 1]" in chart
-    table = wd.table(results)
+    table = wd_report.table(results)
     assert table.splitlines()[0] == "| column | type | statistic | score | threshold | drifted |"
     assert "| `p` (prediction) | numerical | K-S p_value | 0 | 0.05 | **yes** |" in table
 
 
 def test_workflow_file_comes_from_the_workflow_ref(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("GITHUB_WORKFLOW_REF", "acme/app/.github/workflows/drift.yml@refs/heads/main")
-    assert wd.workflow_file() == "drift.yml"
+    assert wd_alert.workflow_file() == "drift.yml"
     monkeypatch.setenv("GITHUB_WORKFLOW_REF", "")
-    assert wd.workflow_file() == "weekly-drift.yml"
+    assert wd_alert.workflow_file() == "weekly-drift.yml"
 
 
 def test_help_lists_the_subcommands(capsys: pytest.CaptureFixture[str]) -> None:

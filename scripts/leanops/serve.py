@@ -248,11 +248,24 @@ def load_model(state: ModelState) -> ModelState:
     return state
 
 
+# latency buckets 25% apart from 0.5 ms to about 30 s: fine enough to compare two distributions (the canary's
+# analysis falls back on them when a server has no per-request samples)
+LATENCY_BUCKETS = tuple(round(0.0005 * 1.25 ** i, 6) for i in range(50))
+SAMPLES_PATH = "/metrics/samples"  # the latest /predict requests, one by one: GET ?since=SEQ
+SAMPLES_KEPT = 20_000
+
+
 class Metrics:
-    """The Prometheus metrics of one server, in a registry of their own."""
+    """The Prometheus metrics of one server, in a registry of their own, and the latest ``/predict`` requests one
+    by one (sequence number, seconds, status) for the canary's comparison of latency distributions."""
 
     def __init__(self, state: ModelState) -> None:
+        from collections import deque
+
         from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+
+        self.samples: deque[tuple[int, float, int]] = deque(maxlen=SAMPLES_KEPT)
+        self.seq = 0
 
         self.registry = CollectorRegistry()
         labels = ["model_name", "model_version"]
@@ -261,7 +274,7 @@ class Metrics:
                                 registry=self.registry)
         self.latency = Histogram("leanops_request_duration_seconds", "request latency", [*labels, "path"],
                                  registry=self.registry,
-                                 buckets=(.001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10))
+                                 buckets=LATENCY_BUCKETS)
         self.rows = Counter("leanops_predicted_rows", "rows predicted", labels, registry=self.registry)
         self.classes = Counter("leanops_prediction_class", "predictions by class", [*labels, "class"],
                                registry=self.registry)
@@ -269,6 +282,16 @@ class Metrics:
                                 buckets=(-10, -1, -0.5, 0, 0.1, 0.25, 0.5, 0.75, 0.9, 1, 10, 100, 1000))
         self.info = Gauge("leanops_model_info", "the served model (always 1)", labels, registry=self.registry)
         self.info.labels(**self.base).set(1)
+
+    def observe_request(self, status: int, seconds: float) -> None:
+        """One ``/predict`` request into the samples (event loop only: no lock needed)."""
+        self.seq += 1
+        self.samples.append((self.seq, round(seconds, 6), status))
+
+    def samples_since(self, since: int) -> dict[str, Any]:
+        """The kept samples after sequence number ``since``; ``first`` tells whether older ones were dropped."""
+        rows = [list(s) for s in self.samples if s[0] > since]
+        return {"seq": self.seq, "first": self.samples[0][0] if self.samples else self.seq + 1, "samples": rows}
 
     def observe_predictions(self, predictions: list[Any]) -> None:
         self.rows.labels(**self.base).inc(len(predictions))
@@ -311,16 +334,19 @@ def create_app(state: ModelState, *, log_predictions: str = "") -> Any:
     plog = PredictionLog(log_predictions) if log_predictions else None
     app.state.model = state
     app.state.metrics = metrics
-    known = {"/predict", "/health", "/ready", "/metrics"}
+    known = {"/predict", "/health", "/ready", "/metrics", SAMPLES_PATH}
 
     @app.middleware("http")
     async def measure(request: Request, call_next: Any) -> Any:
         start = time.perf_counter()
         response = await call_next(request)
         path = request.url.path if request.url.path in known else "other"
-        if path != "/metrics":
+        if path not in ("/metrics", SAMPLES_PATH):
+            seconds = time.perf_counter() - start
             metrics.requests.labels(**metrics.base, path=path, status=str(response.status_code)).inc()
-            metrics.latency.labels(**metrics.base, path=path).observe(time.perf_counter() - start)
+            metrics.latency.labels(**metrics.base, path=path).observe(seconds)
+            if path == "/predict":
+                metrics.observe_request(response.status_code, seconds)
         response.headers[HEADER] = state.version
         return response
 
@@ -339,6 +365,10 @@ def create_app(state: ModelState, *, log_predictions: str = "") -> Any:
     @app.get("/metrics")
     async def prom() -> Response:
         return PlainTextResponse(generate_latest(metrics.registry), media_type=CONTENT_TYPE_LATEST)
+
+    @app.get(SAMPLES_PATH)
+    async def samples(since: int = 0) -> dict[str, Any]:
+        return metrics.samples_since(since)
 
     @app.post("/predict")
     async def predict(request: Request) -> Response:

@@ -17,11 +17,14 @@ import yaml
 
 from leanops import config, serve
 from leanops.canary_deploy import analysis as an
+from leanops.canary_deploy import judge as jd
 from leanops.canary_deploy import settings
-from leanops.canary_deploy.controller import Report, mermaid, summary
+from leanops.canary_deploy import statistics as st
+from leanops.canary_deploy.controller import Report, Settings, Step
 from leanops.canary_deploy.docker_target import render_conf, router_recipe_hash
 from leanops.canary_deploy.kubernetes import KubernetesTarget, deployment, httproute, ingress, service, validate
 from leanops.canary_deploy.record import Entry, Record
+from leanops.canary_deploy.report import mermaid, summary
 from leanops.errors import BadInput, InfraError
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -44,7 +47,92 @@ def metrics_text(latencies: list[float], statuses: list[int], classes: list[int]
     return generate_latest(m.registry).decode()
 
 
-# ---------------------------------------------------------------------------- analysis
+# ---------------------------------------------------------------------------- statistics against scipy
+
+
+def _samples(seed: int) -> list[tuple[list[float], list[float]]]:
+    import random
+
+    rng = random.Random(seed)
+    out = []
+    for _ in range(60):
+        n1, n2, digits = rng.randint(9, 150), rng.randint(9, 400), rng.choice([0, 1, 4])
+        shift = rng.choice([0.0, 0.3, 2.0])
+        out.append(([round(rng.lognormvariate(2 + shift, 0.4), digits) for _ in range(n1)],
+                    [round(rng.lognormvariate(2, 0.4), digits) for _ in range(n2)]))
+    return out
+
+
+def test_mann_whitney_u_matches_scipy_within_1e_9() -> None:
+    from scipy.stats import mannwhitneyu
+
+    known = ([12.1, 15.3, 11.0, 19.5, 14.2, 13.3, 16.8, 12.9, 15.0, 14.4],
+             [10.2, 11.9, 12.1, 9.8, 13.0, 10.7, 11.1, 12.6, 10.0, 11.5, 12.1])  # one tie across the samples
+    for x, y in [known, *_samples(7)]:
+        for alternative in ("two-sided", "greater", "less"):
+            mine = st.mann_whitney_u(x, y, alternative)
+            ref = mannwhitneyu(x, y, alternative=alternative)  # scipy's default method: asymptotic here
+            assert abs(mine.p - ref.pvalue) <= 1e-9, (alternative, mine, ref)
+            assert mine.u == pytest.approx(mannwhitneyu(x, y).statistic, abs=1e-9)
+    assert st.mann_whitney_u(*known, "greater").p < 0.01  # the first sample is slower
+    assert math.isnan(st.mann_whitney_u([], [1.0]).p) and math.isnan(st.mann_whitney_u([1.0] * 9, [1.0] * 9).p)
+    with pytest.raises(ValueError):
+        st.mann_whitney_u([1.0], [2.0], "bigger")
+
+
+def test_binomial_chi2_and_bounds_match_scipy() -> None:
+    from scipy import stats
+
+    for n in (1, 26, 100, 500, 5000):
+        for k in range(0, min(n, 40) + 2):
+            for p in (0.001, 0.01, 0.02, 0.05, 0.5):
+                assert st.binomial_sf(k, n, p) == pytest.approx(stats.binom.sf(k - 1, n, p), rel=1e-9, abs=1e-12)
+    for df in range(1, 30):
+        for x in (0.01, 0.7, 3.0, 12.0, 45.0, 150.0):
+            assert st.chi2_sf(x, df) == pytest.approx(stats.chi2.sf(x, df), rel=1e-9, abs=1e-14)
+        assert st.chi2_isf(0.01, df) == pytest.approx(stats.chi2.isf(0.01, df), rel=1e-6)
+    assert st.binomial_lower_bound(25, 500, 0.01) == pytest.approx(stats.beta.ppf(0.01, 25, 476), rel=1e-6)
+    a, b = {"class=0": 70.0, "class=1": 30.0, "class=2": 4.0}, {"class=0": 40.0, "class=1": 60.0}
+    ref = stats.chi2_contingency([[70, 30, 4], [40, 60, 0]], correction=False)
+    h = st.homogeneity(a, b)
+    assert h.statistic == pytest.approx(ref.statistic, rel=1e-9) and h.df == ref.dof
+    assert h.p == pytest.approx(ref.pvalue, rel=1e-9)
+    assert math.isnan(st.homogeneity(a, {}).p) and st.homogeneity({"class=0": 5.0}, {"class=0": 9.0}).p == 1.0
+
+
+def test_distances_against_scipy_and_by_hand() -> None:
+    from scipy.spatial.distance import jensenshannon
+
+    a = {"class=0": 70.0, "class=1": 30.0}
+    b = {"class=0": 40.0, "class=1": 60.0}
+    assert st.jensen_shannon(a, b) == pytest.approx(jensenshannon([0.7, 0.3], [0.4, 0.6], base=2), rel=1e-3)
+    by_hand = (0.4 - 0.7) * math.log(0.4 / 0.7) + (0.6 - 0.3) * math.log(0.6 / 0.3)
+    assert st.psi(a, b) == pytest.approx(by_hand, rel=1e-3)
+    assert st.psi(a, a) == pytest.approx(0.0, abs=1e-9) and st.jensen_shannon(a, a) == pytest.approx(0.0, abs=1e-6)
+    assert math.isfinite(st.psi(a, {"class=2": 5.0}))  # disjoint: large but finite
+    assert math.isnan(st.psi(a, {})) and math.isnan(st.jensen_shannon({}, b))
+
+
+def test_distance_noise_shrinks_with_the_sample_and_matches_simulation() -> None:
+    import random
+
+    rng = random.Random(3)
+    for kind in ("psi", "jensen-shannon"):
+        small, large = (st.distance_noise(kind, n, 9 * n, 2, 0.01) for n in (30, 3000))
+        assert small > 10 * large > 0
+        # two samples of one 70/30 distribution: the distance exceeds the noise floor about 1% of the time
+        over = 0
+        for _ in range(400):
+            c = sum(rng.random() < 0.3 for _ in range(60))
+            s_ = sum(rng.random() < 0.3 for _ in range(540))
+            d = st.DISTANCES[kind]({"class=0": 540.0 - s_, "class=1": float(s_)},
+                                   {"class=0": 60.0 - c, "class=1": float(c)})
+            over += d > st.distance_noise(kind, 60, 540, 2, 0.01)
+        assert over <= 16, (kind, over)
+    assert st.distance_noise("psi", 0, 10, 2, 0.01) == math.inf
+
+
+# ---------------------------------------------------------------------------- a server's window
 
 
 def test_snapshot_parses_serve_metrics_and_a_window_is_the_difference() -> None:
@@ -55,17 +143,36 @@ def test_snapshot_parses_serve_metrics_and_a_window_is_the_difference() -> None:
     w = an.window(before, after)
     assert w.requests == 10 and w.errors == 4 and w.error_rate == 0.4
     assert w.distribution == {"class=1": 6.0}
-    assert 0.01 < w.p95 <= 0.025
+    # no samples endpoint: the latencies of the answered requests from the (fine) histogram, at bucket bounds
+    assert w.latency_source == "histogram" and len(w.latencies) == 10 and 0.02 <= w.median <= 0.025
     restarted = an.window(after, before)  # counters went down: the server restarted, the window is `after` alone
     assert restarted.requests == 10
 
 
-def test_quantile_interpolates_like_histogram_quantile() -> None:
-    buckets = {0.1: 50.0, 0.2: 100.0, math.inf: 100.0}
-    assert an.quantile(0.5, buckets) == pytest.approx(0.1)
-    assert an.quantile(0.75, buckets) == pytest.approx(0.15)
-    assert an.quantile(0.95, {0.1: 0.0, math.inf: 10.0}) == 0.1  # in +Inf: the highest finite bound
-    assert math.isnan(an.quantile(0.95, {})) and math.isnan(an.quantile(0.95, {0.1: 0.0, math.inf: 0.0}))
+def test_window_latencies_are_the_samples_between_the_two_scrapes() -> None:
+    m = serve.Metrics(serve.ModelState(model_dir=Path("."), name="churn", version="3"))
+    known: list[tuple[int, float, int]] = []
+
+    def scrape() -> an.Snapshot:
+        from prometheus_client import generate_latest
+
+        snap = an.Snapshot.parse(generate_latest(m.registry).decode())
+        snap.add_samples(json.dumps(m.samples_since(known[-1][0] if known else 0)), known)
+        return snap
+
+    for _ in range(5):  # warm-up: before the window
+        m.requests.labels(**m.base, path="/predict", status="200").inc()
+        m.observe_request(200, 0.5)
+    before = scrape()
+    for i in range(30):
+        status = 500 if i % 10 == 0 else 200
+        m.requests.labels(**m.base, path="/predict", status=str(status)).inc()
+        m.observe_request(status, 0.010 + i / 10000)
+    w = an.window(before, scrape())
+    assert w.latency_source == "samples" and w.requests == 30 and w.errors == 3
+    assert len(w.latencies) == 27 and max(w.latencies) < 0.5  # warm-up and 5xx left out
+    assert w.median == pytest.approx(st.median([0.010 + i / 10000 for i in range(30) if i % 10]))
+    assert an.window(None, scrape()).latencies.count(0.5) == 5  # a whole life includes the warm-up
 
 
 def test_value_buckets_become_counts_per_bucket() -> None:
@@ -73,41 +180,239 @@ def test_value_buckets_become_counts_per_bucket() -> None:
     assert an.window(None, after).distribution == {"value<=0.5": 2.0, "value<=0.75": 1.0, "value<=1": 1.0}
 
 
-def test_distances_against_scipy_and_by_hand() -> None:
-    from scipy.spatial.distance import jensenshannon
-
-    a = {"class=0": 70.0, "class=1": 30.0}
-    b = {"class=0": 40.0, "class=1": 60.0}
-    assert an.jensen_shannon(a, b) == pytest.approx(jensenshannon([0.7, 0.3], [0.4, 0.6], base=2), rel=1e-3)
-    by_hand = (0.4 - 0.7) * math.log(0.4 / 0.7) + (0.6 - 0.3) * math.log(0.6 / 0.3)
-    assert an.psi(a, b) == pytest.approx(by_hand, rel=1e-3)
-    assert an.psi(a, a) == pytest.approx(0.0, abs=1e-9) and an.jensen_shannon(a, a) == pytest.approx(0.0, abs=1e-6)
-    assert math.isfinite(an.psi(a, {"class=2": 5.0}))  # disjoint: large but finite
-    assert math.isnan(an.psi(a, {})) and math.isnan(an.jensen_shannon({}, b))
+# ---------------------------------------------------------------------------- the judge
 
 
-def stats(n: float = 100, errors: float = 0, p95: float = 0.01, dist: dict | None = None) -> an.Stats:
-    return an.Stats(requests=n, errors=errors, p95=p95, distribution=dist or {"class=0": n * 0.7, "class=1": n * 0.3})
+def stats(n: int = 300, errors: int = 0, latency: float = 0.010, spread: float = 0.3, seed: int = 1,
+          dist: dict | None = None) -> an.Stats:
+    import random
+
+    rng = random.Random(seed)
+    lat = [latency * rng.lognormvariate(0, spread) for _ in range(n - errors)]
+    return an.Stats(requests=n, errors=errors, latencies=lat,
+                    distribution=dist if dist is not None else {"class=0": n * 0.7, "class=1": n * 0.3})
 
 
-def test_judge_pass_fail_inconclusive() -> None:
-    t = an.Thresholds(min_requests=50)
-    assert an.judge(stats(), stats(400), t).outcome == an.PASS
-    v = an.judge(stats(errors=5), stats(400), t)
-    assert v.outcome == an.FAIL and v.reason.startswith("error rate 5.0% vs stable 0.0%")
-    v = an.judge(stats(p95=0.05), stats(400, p95=0.01), t)
-    assert v.outcome == an.FAIL and "p95 latency 50.0 ms vs stable 10.0 ms" in v.reason
-    assert an.judge(stats(p95=0.003), stats(400, p95=0.001), t).outcome == an.PASS  # 3x but within the slack
-    v = an.judge(stats(dist={"class=1": 100}), stats(400), t)
-    assert v.outcome == an.FAIL and v.reason.startswith("prediction psi")
-    v = an.judge(stats(n=20), stats(400), t)
-    assert v.outcome == an.INCONCLUSIVE and "fewer than min-requests 50" in v.reason
-    v = an.judge(stats(p95=math.nan, dist={}), stats(400), t)
-    assert v.outcome == an.INCONCLUSIVE and "p95 latency unknown" in v.reason
-    # a failure beats an inconclusive
-    assert an.judge(stats(n=20, errors=20, dist={}), stats(400), t).outcome == an.FAIL
-    js = an.Thresholds(distance="jensen-shannon", max_prediction_distance=0.1)
-    assert an.judge(stats(dist={"class=1": 100}), stats(400), js).reason.startswith("prediction jensen-shannon")
+def test_healthy_windows_pass_and_a_difference_needs_both_significance_and_effect() -> None:
+    t = jd.Thresholds()
+    v = jd.judge(stats(seed=1), stats(2000, seed=2), t)
+    assert v.outcome == jd.PASS and v.score == 100, v.reason
+    assert [m.name for m in v.metrics] == ["errors", "latency", "predictions"]
+    # +20% latency, highly significant on 2000 samples, but within x1.5: passes
+    lat = jd.latency(stats(2000, latency=0.012, seed=3), stats(2000, seed=4), t)
+    assert lat.p < 1e-6 and lat.verdict == jd.PASS
+    # twice as slow: significant and beyond the limit
+    lat = jd.latency(stats(100, latency=0.020, seed=5), stats(900, seed=6), t)
+    assert lat.verdict == jd.FAIL and lat.effect == pytest.approx(2.0, rel=0.2) and lat.p < 1e-9
+    # twice as slow but within the slack: 1 ms vs 2 ms
+    assert jd.latency(stats(100, latency=0.002, seed=5), stats(900, latency=0.001, seed=6), t).verdict == jd.PASS
+    # beyond the limit on the medians, but 50 noisy samples: marginal, not a failure
+    # (bimodal: half the canary's requests faster than any of the stable's, half slower)
+    c = an.Stats(50, 0, [0.009] * 24 + [0.041] * 26, {"class=0": 50.0})
+    lat = jd.latency(c, an.Stats(50, 0, [0.010] * 25 + [0.040] * 25, {"class=0": 50.0}), t)
+    assert lat.verdict == jd.MARGINAL and lat.effect > 1.5 and lat.p >= t.significance, lat
+    lat = jd.latency(stats(20), stats(900), t)
+    assert lat.verdict == jd.INCONCLUSIVE and "fewer than min-requests 50" in lat.reason
+
+
+def test_error_rate_one_500_is_not_a_verdict_five_percent_of_500_is_gross() -> None:
+    t = jd.Thresholds()
+    one = jd.errors(stats(26, errors=1), stats(234), t)
+    assert one.verdict == jd.INCONCLUSIVE and not one.gross  # too few requests to pass, never a failure
+    one = jd.errors(stats(60, errors=1), stats(540), t)
+    assert one.verdict == jd.PASS and one.p > 0.1
+    gross = jd.errors(stats(500, errors=25), stats(4500, errors=2), t)
+    assert gross.verdict == jd.FAIL and gross.gross and gross.p < 1e-4
+    assert jd.judge(stats(500, errors=25), stats(4500, errors=2), t).gross
+    # 50% of 30 requests: gross even below min-requests (the exact test holds at any size)
+    assert jd.errors(stats(30, errors=15), stats(270), t).gross
+    # 2 errors of 20: beyond the limit on the point estimate, but fewer than min-errors
+    assert jd.errors(stats(60, errors=2), stats(540), t).verdict == jd.PASS
+    # 3% of 200: significant over +1% but not over +2%: a failure that needs confirmation
+    mid = jd.errors(stats(200, errors=6), stats(1800), t)
+    assert mid.verdict in (jd.FAIL, jd.MARGINAL) and not mid.gross, mid
+    # the stable's own errors are the baseline
+    assert jd.errors(stats(500, errors=25), stats(4500, errors=225), t).verdict == jd.PASS
+
+
+def test_prediction_shift_needs_significance_at_the_sample_size() -> None:
+    t = jd.Thresholds()
+    shifted = {"class=0": 30.0, "class=1": 70.0}
+    v = jd.predictions(stats(100, dist=shifted), stats(900), t)
+    assert v.verdict == jd.FAIL and v.effect > 0.5 and v.p < 1e-9
+    # a small sample: the distance beyond the limit is within what chance gives at this size
+    few = jd.predictions(stats(50, dist={"class=0": 25.0, "class=1": 25.0}), stats(50, dist={"class=0": 37.0,
+                                                                                              "class=1": 13.0}), t)
+    assert few.effect > 0.2 and few.verdict == jd.MARGINAL and few.p > 0.01, few
+    assert "noise 0.2" in few.interval  # chance alone reaches about that distance on 50 + 50 predictions
+    js = jd.Thresholds(distance="jensen-shannon", max_prediction_distance=0.1)
+    assert jd.predictions(stats(100, dist=shifted), stats(900), js).verdict == jd.FAIL
+    none = jd.predictions(stats(100, dist={}), stats(900), t)
+    assert none.verdict == jd.INCONCLUSIVE
+
+
+def test_window_outcome_is_the_worst_metric() -> None:
+    t = jd.Thresholds()
+    v = jd.judge(stats(100, latency=0.03, dist={"class=0": 30.0, "class=1": 70.0}), stats(900), t)
+    assert v.outcome == jd.FAIL and not v.gross and v.score == pytest.approx(100 / 3)
+    assert "latency median" in v.reason and "prediction psi" in v.reason
+    v = jd.judge(stats(20), stats(900), t)
+    assert v.outcome == jd.INCONCLUSIVE and math.isnan(v.score)
+    d = v.metric("latency").to_dict()
+    assert d["p"] is None and d["verdict"] == "inconclusive" and json.dumps(d)
+
+
+# ---------------------------------------------------------------------------- evidence across windows
+
+
+class Scripted:
+    """A target whose two servers are real ``leanops serve`` metrics registries; each analysis window the script
+    says what traffic each served (or that the canary crashed). The controller, judge and windows are real."""
+
+    kind = "scripted"
+    dry_run = False
+
+    def __init__(self, windows: list[dict | str]) -> None:
+        import random
+
+        self.windows = list(windows)
+        self.metrics = {r: serve.Metrics(serve.ModelState(model_dir=Path("."), name="churn", version=r))
+                        for r in ("canary", "stable")}
+        self.known: dict[str, list[tuple[int, float, int]]] = {"canary": [], "stable": []}
+        self.record = Record(name="churn", stable=Entry(image="r/x@" + DIGEST_A))
+        self.events: list[str] = []
+        self.rng = random.Random(11)
+        self.traffic("stable", 500)  # the stable's life before the deploy
+
+    def traffic(self, role: str, n: int, errors: int = 0, latency: float = 0.010, p1: float = 0.3) -> None:
+        m = self.metrics[role]
+        for i in range(n):
+            status = 500 if i < errors else 200
+            m.requests.labels(**m.base, path="/predict", status=str(status)).inc()
+            m.observe_request(status, latency * self.rng.lognormvariate(0, 0.3))
+            if status == 200:
+                m.observe_predictions([int(self.rng.random() < p1)])
+
+    def describe(self) -> str:
+        return "scripted"
+
+    def read_record(self) -> Record:
+        return self.record
+
+    def write_record(self, record: Record) -> None:
+        self.record = record
+
+    def pull(self, image: str) -> Entry:
+        return Entry(image=image)
+
+    def prepare(self, record: Record | None) -> bool:
+        return True
+
+    def first_deploy(self, entry: Entry) -> None:
+        raise AssertionError("not a first deploy")
+
+    def start_canary(self, entry: Entry) -> str:
+        self.events.append("start")
+        return ""
+
+    def warm_up(self, requests: int) -> int:
+        self.events.append(f"warm-up {requests}")
+        self.traffic("canary", requests, latency=0.5)  # a cold container's first requests: slow
+        return requests
+
+    def set_weight(self, weight: int) -> None:
+        self.events.append(f"weight {weight}")
+
+    def scrape(self, role: str) -> an.Snapshot:
+        from prometheus_client import generate_latest
+
+        m, known = self.metrics[role], self.known[role]
+        snap = an.Snapshot.parse(generate_latest(m.registry).decode())
+        snap.add_samples(json.dumps(m.samples_since(known[-1][0] if known else 0)), known)
+        return snap
+
+    def canary_problem(self) -> str:  # called once per window (window 0.01 s, poll 1 s)
+        spec = self.windows.pop(0) if self.windows else "exhausted"
+        self.events.append("window")
+        if isinstance(spec, str):
+            return spec
+        self.traffic("canary", **spec.get("canary", {}))
+        self.traffic("stable", **spec.get("stable", {}))
+        return ""
+
+    def abort(self) -> None:
+        self.events.append("abort")
+
+    def promote(self) -> None:
+        self.events.append("promote")
+
+    def switch_to(self, entry: Entry) -> None:
+        raise AssertionError("no rollback here")
+
+
+HEALTHY = {"canary": {"n": 60}, "stable": {"n": 540}}
+SLOW = {"canary": {"n": 60, "latency": 0.025}, "stable": {"n": 540}}
+FEW = {"canary": {"n": 20}, "stable": {"n": 180}}
+
+
+def canary(windows: list[dict | str], steps: int = 3, **kw: object) -> tuple[Report, Scripted]:
+    from leanops.canary_deploy.controller import Controller
+
+    target = Scripted(windows)
+    s = Settings(steps=[Step(w, 0.01) for w in (10, 50, 100)[:steps]], **kw)  # type: ignore[arg-type]
+    return Controller(target, s, "churn").deploy("r/x@" + DIGEST_B, "abc"), target
+
+
+def test_a_healthy_canary_is_warmed_then_promoted_and_the_warm_up_is_not_judged() -> None:
+    report, target = canary([HEALTHY] * 3)
+    assert report.verdict == "promoted", report.reason
+    assert target.events[:3] == ["start", "warm-up 10", "weight 10"] and target.events[-1] == "promote"
+    assert [(r["step"], r["window"], r["verdict"]) for r in report.steps] == [(1, 1, "pass"), (2, 1, "pass"),
+                                                                              (3, 1, "pass")]
+    first = report.steps[0]
+    assert first["canary_requests"] == 60 and first["canary_median_ms"] < 100  # the slow warm-up is not in it
+    assert report.to_dict()["windows"] == 3 and report.warm_up == {"requests": 10, "ok": 10,
+                                                                   "seconds": report.warm_up["seconds"]}
+
+
+def test_gross_errors_roll_back_after_one_window() -> None:
+    report, target = canary([{"canary": {"n": 500, "errors": 25}, "stable": {"n": 4500}}, HEALTHY, HEALTHY])
+    assert report.verdict == "rolled-back" and "far over" in report.reason
+    assert report.to_dict()["windows"] == 1 and target.events[-1] == "abort"
+
+
+def test_a_crash_rolls_back_at_once() -> None:
+    report, _ = canary([HEALTHY, "container leanops-churn-bbb exited (exit code 1): boom"])
+    assert report.verdict == "rolled-back" and "exited" in report.reason and report.steps[-1]["gross"]
+    assert report.to_dict()["windows"] == 2
+
+
+def test_a_slow_canary_is_rolled_back_once_the_failure_is_confirmed() -> None:
+    report, _ = canary([SLOW, SLOW, HEALTHY])
+    assert report.verdict == "rolled-back" and "2 failed windows in a row" in report.reason
+    assert [(r["step"], r["window"], r["verdict"]) for r in report.steps] == [(1, 1, "fail"), (1, 2, "fail")]
+    latency = next(m for m in report.steps[0]["metrics"] if m["name"] == "latency")
+    assert latency["verdict"] == "fail" and latency["p"] < 0.01 and latency["canary_n"] == 60
+
+
+def test_one_unlucky_window_is_not_a_rollback() -> None:
+    report, _ = canary([HEALTHY, SLOW, HEALTHY, HEALTHY])
+    assert report.verdict == "promoted", report.reason
+    assert [(r["step"], r["window"], r["verdict"]) for r in report.steps] == [
+        (1, 1, "pass"), (2, 1, "fail"), (2, 2, "pass"), (3, 1, "pass")]
+    report, _ = canary([SLOW, SLOW], failure_threshold=3)
+    assert report.verdict == "rolled-back" and "exhausted" in report.reason  # a third window was asked for
+
+
+def test_inconclusive_windows_add_up_and_never_promote() -> None:
+    report, _ = canary([FEW, FEW, FEW], steps=1)
+    assert report.verdict == "promoted", report.reason
+    assert [(r["window"], r["verdict"], r["canary_requests"]) for r in report.steps] == [
+        (1, "inconclusive", 20), (2, "inconclusive", 40), (3, "pass", 60)]
+    report, _ = canary([FEW, FEW], steps=1, max_extensions=1)
+    assert report.verdict == "rolled-back" and "still inconclusive after 2 windows" in report.reason
+    report, _ = canary([FEW], steps=1, on_inconclusive="rollback")
+    assert report.verdict == "rolled-back" and report.to_dict()["windows"] == 1
 
 
 # ---------------------------------------------------------------------------- router
@@ -148,13 +453,17 @@ def test_settings_defaults_config_and_flags(tmp_path: Path) -> None:
     s, name, target = settings(ns(), load(tmp_path, "version: 1\nmodel:\n  name: Churn\n"))
     assert (name, target) == ("churn", "docker")
     assert [(x.weight, x.window) for x in s.steps] == [(10, 60), (50, 60), (100, 60)]
-    assert s.thresholds.max_prediction_distance == 0.2 and s.on_inconclusive == "rollback"
+    assert s.thresholds.max_prediction_distance == 0.2 and s.on_inconclusive == "extend"
+    assert (s.failure_threshold, s.max_extensions, s.warm_up_requests, s.thresholds.significance) == (2, 2, 10, 0.01)
     cfg = load(tmp_path, "version: 1\nmodel:\n  name: churn\ncanary-deploy:\n  target: kubernetes\n  steps:\n"
                          "    - {weight: 25, window: 30}\n    - {weight: 100}\n  distance: jensen-shannon\n"
-                         "  on-inconclusive: extend\n  latency-slack-ms: 2\n")
+                         "  on-inconclusive: rollback\n  latency-slack-ms: 2\n  failure-threshold: 3\n"
+                         "  significance: 0.05\n  min-errors: 5\n  max-extensions: 0\n  warm-up-requests: 0\n")
     s, _, target = settings(ns(), cfg)
     assert target == "kubernetes" and [(x.weight, x.window) for x in s.steps] == [(25, 30), (100, 60)]
-    assert s.thresholds.max_prediction_distance == 0.1 and s.on_inconclusive == "extend"
+    assert s.thresholds.max_prediction_distance == 0.1 and s.on_inconclusive == "rollback"
+    assert (s.failure_threshold, s.max_extensions, s.warm_up_requests) == (3, 0, 0)
+    assert (s.thresholds.significance, s.thresholds.min_errors, s.thresholds.latency_slack_ms) == (0.05, 5, 2)
     s, _, _ = settings(ns(steps="5:2, 100:3", target="docker"), cfg)
     assert [(x.weight, x.window) for x in s.steps] == [(5, 2), (100, 3)]
 
@@ -204,24 +513,42 @@ def test_record_promote_and_roll_back() -> None:
         Record.from_json("{", "router:/var/lib/leanops/record.json")
 
 
-def test_summary_table_and_mermaid_chart() -> None:
-    report = Report(name="churn", target="docker", image="r/x@" + DIGEST_B, verdict="rolled-back",
-                    reason="step 2 (50%): p95 latency", stable=Entry(image="r/x@" + DIGEST_A))
-    report.steps = [
-        {"step": 1, "weight": 10, "window_s": 5, "verdict": "pass", "reason": "within every threshold",
-         "canary_requests": 50, "stable_requests": 450, "canary_error_rate": 0.0, "stable_error_rate": 0.0,
-         "canary_p95_ms": 9.5, "stable_p95_ms": 9.0, "distance": 0.01},
-        {"step": 2, "weight": 50, "window_s": 5, "verdict": "fail", "reason": "p95 latency 60 ms",
-         "canary_requests": 250, "stable_requests": 700, "canary_error_rate": 0.0, "stable_error_rate": 0.0,
-         "canary_p95_ms": 60.0, "stable_p95_ms": 9.0, "distance": 0.02},
-    ]
-    text = summary(report, "psi")
-    assert "| 1 | 10% | 50 / 450 | 0.00% / 0.00% | 9.5 / 9.0 | 0.010 | pass: within every threshold |" in text
-    assert "| 2 | 50% |" in text and "fail: p95 latency 60 ms" in text
+def test_summary_tables_per_window_and_per_metric_and_the_report_file(tmp_path: Path) -> None:
+    import re
+
+    report, _ = canary([HEALTHY, SLOW, SLOW])
+    text = summary(report)
+    assert text.startswith("### canary-deploy churn: rolled-back\n") and "Warm-up: 10 of 10 requests" in text
+    assert "| step | weight | window | took | requests canary / stable | score | verdict |" in text
+    assert re.search(r"\| 1 \| 10% \| 1 \| [0-9.]+ s \| 60 / 540 \| 100 \| pass: ", text), text
+    assert "| 2 | 50% | 2 |" in text and "2 failed windows in a row" in text
+    head = ("| window | metric | samples canary / stable | canary | stable | effect | limit | p-value | interval "
+            "| verdict |")
+    assert head in text
+    rows = [ln for ln in text.splitlines() if ln.startswith("| 2.2 | latency |")]
+    assert len(rows) == 1 and "| 60 / 540 |" in rows[0] and "x1.5 and +5 ms" in rows[0] and "**fail**" in rows[0]
+    assert re.search(r"\| 1\.1 \| errors \| 60 / 540 \| 0 of 60 \(0\.00%\) \|", text)
+    assert re.search(r"\| 1\.1 \| predictions \| 60 / 540 \|.*\| psi 0\.2 \| [0-9.e-]+ \| noise 0\.", text)
     chart = mermaid(report)
-    assert chart.startswith("```mermaid\nxychart-beta") and "bar [9.5, 60.0]" in chart and "line [9.0, 9.0]" in chart
-    d = report.to_dict()
-    assert d["stable_digest"] == DIGEST_A and json.dumps(d)
+    assert chart.startswith("```mermaid\nxychart-beta") and '"2.2: 50%"' in chart
+    from leanops.canary_deploy.report import publish
+
+    out, summ = tmp_path / "out", tmp_path / "summary"
+    out.write_text("")
+    summ.write_text("")
+    import os
+
+    os.environ.update(GITHUB_OUTPUT=str(out), GITHUB_STEP_SUMMARY=str(summ))
+    try:
+        publish(report, tmp_path / "report.json")
+    finally:
+        del os.environ["GITHUB_OUTPUT"], os.environ["GITHUB_STEP_SUMMARY"]
+    d = json.loads((tmp_path / "report.json").read_text())
+    assert d["verdict"] == "rolled-back" and d["stable_digest"] == DIGEST_A and d["windows"] == 3
+    assert d["settings"]["failure_threshold"] == 2 and d["settings"]["thresholds"]["significance"] == 0.01
+    metric = d["steps"][2]["metrics"][1]
+    assert set(metric) >= {"name", "verdict", "canary_n", "stable_n", "effect", "p", "interval", "reason"}
+    assert "verdict=rolled-back" in out.read_text() and "| 2.2 | latency |" in summ.read_text()
 
 
 # ---------------------------------------------------------------------------- kubernetes

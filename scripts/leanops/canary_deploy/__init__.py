@@ -1,157 +1,29 @@
-"""``leanops canary-deploy``: stepwise traffic to a new model image, analysis against the stable, promote or
-roll back; ``leanops canary-deploy rollback`` returns to the previous stable.
+"""``leanops canary-deploy``: stepwise traffic to a new model image, a statistical comparison with the stable
+in every window, promote or roll back; ``leanops canary-deploy rollback`` returns to the previous stable.
 
-1. reads the steps and thresholds from ``leanops.yml`` (``canary-deploy:``; default 10%, 50%, 100% with a
-   60 s window each);
+1. reads the steps and limits from ``leanops.yml`` (``canary-deploy:``; default 10%, 50%, 100% with a 60 s
+   window each);
 2. on the target (``docker``: a router container with nginx in front of model containers; ``kubernetes``:
    Deployments, Services and an ingress-nginx canary Ingress or a Gateway API HTTPRoute, applied with
-   kubectl) starts the canary and, per step, sets its weight, waits one window and compares its ``/metrics``
-   with the stable's: error rate, p95 latency, prediction distribution (PSI or Jensen-Shannon);
-3. any failure, or an inconclusive window (too few requests, a metric missing or NaN), rolls back: canary
-   weight 0, canary stopped, stable untouched, exit 1 with the reason;
+   kubectl) starts the canary, warms it with a few requests of the model's example, then per step sets its
+   weight and judges windows: per metric (errors: exact binomial test; latency: Mann-Whitney U on per-request
+   samples; predictions: chi-square test and PSI or Jensen-Shannon) a difference counts only when significant
+   *and* beyond the configured limit; each metric pass / marginal / fail / inconclusive, the window scored;
+3. a gross failure (crash, error rate far over the limit) rolls back at once; a failed window needs
+   confirmation (``failure-threshold`` in a row); a marginal or inconclusive window is extended with the next
+   one's requests, and never promotes;
 4. all steps passed: the canary becomes the stable, the old stable is removed, the deployment record (digest,
    model version, time, commit) keeps the previous stables for ``rollback``;
 5. outputs ``verdict`` (``promoted``/``rolled-back``), ``stable-digest``, ``report-file``; the job summary
-   holds a table per step and a Mermaid chart.
+   holds the windows, every metric's samples, effect, p-value and verdict, and a Mermaid chart.
+
+Modules: ``cli`` (flags, settings), ``controller`` (the walk through the steps), ``judge`` (a window's
+verdict), ``statistics`` (the tests), ``analysis`` (a server's window from its metrics), ``docker_target`` and
+``kubernetes`` (the targets), ``record`` (the deployment record), ``report`` (summary, report file, outputs).
 """
 
 from __future__ import annotations
 
-import argparse
-import re
-from pathlib import Path
-from typing import Any
+from .cli import make_target, register, run, settings
 
-from .. import config, gh
-from ..errors import BadInput, CheckFailed
-from ..flags import add_flag
-
-DEFAULT_STEPS = ((10, 60.0), (50, 60.0), (100, 60.0))
-NAME = re.compile(r"^[a-z0-9]([a-z0-9-]{0,40}[a-z0-9])?$")
-
-
-def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
-    p = sub.add_parser("canary-deploy", help="stepwise canary of a model image: analysis, promote or roll back")
-    p.add_argument("op", nargs="?", choices=["deploy", "rollback"], default=None, metavar="{deploy,rollback}",
-                   help="deploy (default) or rollback to the previous stable (or --operation)")
-    add_flag(p, "--image", help="the canary: REGISTRY/IMAGE@sha256:... (build-push-image's image output)",
-             default="")
-    add_flag(p, "--name", help="the deployment's name (lower case, digits, -; default: model.name in leanops.yml)",
-             default="")
-    add_flag(p, "--target", help="docker or kubernetes (default: canary-deploy.target in leanops.yml, else docker)",
-             default="", choices=["", "docker", "kubernetes"])
-    add_flag(p, "--steps", help="WEIGHT:WINDOW_SECONDS,... e.g. 10:60,50:60,100:60 (default: leanops.yml, "
-             "else 10:60,50:60,100:60)", default="")
-    add_flag(p, "--router-publish", help="docker: the router's published port, [ADDRESS:]PORT (default 8080)",
-             default="")
-    add_flag(p, "--router-base-image", help="docker: BASE_IMAGE of the router image (default debian:bookworm-slim)",
-             default="")
-    add_flag(p, "--manifests-dir", help="kubernetes: where the rendered manifests and the plan go",
-             default="canary-manifests")
-    add_flag(p, "--dry-run", help="kubernetes: render and plan only, run no kubectl", default=False, kind="bool")
-    add_flag(p, "--report-file", help="the JSON report", default="canary-report.json")
-    add_flag(p, "--operation", help="deploy, or rollback to the previous stable (same as the positional word)",
-             default="deploy", choices=["deploy", "rollback"])
-    p.set_defaults(func=run)
-
-
-def _steps(text: str, cfg: config.Config, section: dict[str, Any]) -> list[Any]:
-    from .controller import Step
-
-    if text:
-        steps = []
-        for part in config.split_list(text):
-            weight, _, secs = part.partition(":")
-            try:
-                steps.append(Step(int(weight), float(secs or DEFAULT_STEPS[0][1])))
-            except ValueError:
-                raise BadInput(f"steps: {part!r} is not WEIGHT:WINDOW_SECONDS; expected e.g. 10:60,50:60,100:60") \
-                    from None
-    elif section.get("steps"):
-        steps = [Step(int(s["weight"]), float(s.get("window", DEFAULT_STEPS[0][1]))) for s in section["steps"]]
-    else:
-        steps = [Step(w, s) for w, s in DEFAULT_STEPS]
-    where = cfg.where("canary-deploy", "steps") if not text else "steps"
-    weights = [s.weight for s in steps]
-    if any(not 0 < w <= 100 for w in weights) or weights != sorted(set(weights)) or any(s.window <= 0 for s in steps):
-        raise BadInput(f"{where}: weights {weights} must rise strictly within 1..100 and windows be > 0 seconds")
-    return steps
-
-
-def settings(args: argparse.Namespace, cfg: config.Config) -> tuple[Any, str, str]:
-    from .analysis import DEFAULT_MAX_DISTANCE, Thresholds
-    from .controller import Settings
-
-    section = cfg.section("canary-deploy")
-    name = (args.name or section.get("name") or cfg.model_name or "").strip().lower()
-    if not name and args.image:
-        name = args.image.split("@", 1)[0].rsplit("/", 1)[-1].split(":", 1)[0]
-    if not NAME.match(name):
-        raise BadInput(f"name: {name!r} is not a valid deployment name; expected lower case letters, digits and -"
-                       " (default: model.name in leanops.yml)")
-    target = args.target or section.get("target") or "docker"
-    distance = section.get("distance", "psi")
-    t = Thresholds(
-        min_requests=int(section.get("min-requests", 50)),
-        max_error_rate_increase=float(section.get("max-error-rate-increase", 0.01)),
-        max_latency_ratio=float(section.get("max-latency-ratio", 1.5)),
-        latency_slack_ms=float(section.get("latency-slack-ms", 5.0)),
-        distance=distance,
-        max_prediction_distance=float(section.get("max-prediction-distance", DEFAULT_MAX_DISTANCE[distance])),
-    )
-    s = Settings(steps=_steps(args.steps, cfg, section), thresholds=t,
-                 on_inconclusive=section.get("on-inconclusive", "rollback"))
-    return s, name, target
-
-
-def make_target(args: argparse.Namespace, cfg: config.Config, name: str, kind: str) -> Any:
-    section = cfg.section("canary-deploy")
-    if kind == "kubernetes":
-        from .kubernetes import KubernetesTarget
-
-        k = section.get("kubernetes") or {}
-        out = Path(args.manifests_dir)
-        return KubernetesTarget(name, out if out.is_absolute() else cfg.root / out, namespace=k.get("namespace",
-                                "default"), traffic=k.get("traffic", "ingress-nginx"), host=k.get("host", ""),
-                                replicas=int(k.get("replicas", 2)), gateway=k.get("gateway", "leanops"),
-                                ingress_class=k.get("ingress-class", "nginx"), dry_run=args.dry_run,
-                                ready_timeout=float(section.get("ready-timeout", 120)))
-    from .docker_target import DockerTarget
-
-    router = section.get("router") or {}
-    return DockerTarget(name, publish=str(args.router_publish or router.get("publish") or "8080"),
-                        router_base_image=args.router_base_image or router.get("base-image") or "debian:bookworm-slim",
-                        router_image=router.get("image", ""), ready_timeout=float(section.get("ready-timeout", 120)))
-
-
-def run(args: argparse.Namespace) -> int:
-    from ..fsutil import atomic_write_json
-    from .controller import PROMOTED, Controller, summary
-
-    operation = args.op or args.operation
-    cfg = config.load(args.config)
-    s, name, kind = settings(args, cfg)
-    if operation == "deploy" and not args.image:
-        raise BadInput("image: empty; expected REGISTRY/IMAGE@sha256:... (build-push-image's image output)")
-    target = make_target(args, cfg, name, kind)
-    import signal
-
-    def _cancelled(signum: int, frame: Any) -> None:
-        raise KeyboardInterrupt  # a cancelled job: the controller takes the canary out of the traffic first
-
-    signal.signal(signal.SIGTERM, _cancelled)
-    ctl = Controller(target, s, name)
-    report = ctl.deploy(args.image, gh.commit_sha(cfg.root)) if operation == "deploy" else ctl.rollback()
-    path = Path(args.report_file)
-    path = path if path.is_absolute() else cfg.root / path
-    atomic_write_json(path, report.to_dict())
-    gh.set_outputs({"verdict": report.verdict, "stable-digest": report.stable.digest if report.stable else "",
-                    "report-file": str(path)})
-    gh.add_summary(summary(report, s.thresholds.distance))
-    if operation == "deploy" and report.verdict != PROMOTED:
-        from .. import notify
-
-        notify.canary_rolled_back(name, args.image, report.reason)
-        raise CheckFailed(f"rolled back: {report.reason}")
-    gh.step(f"{report.verdict}: {report.reason}; stable {report.stable.image if report.stable else '-'}")
-    return 0
+__all__ = ["make_target", "register", "run", "settings"]

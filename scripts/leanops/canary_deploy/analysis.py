@@ -1,21 +1,21 @@
-"""One analysis window: the stable's and the canary's ``/metrics`` (``leanops serve``) before and after it.
+"""What a server did in one analysis window: its ``/metrics`` (``leanops serve``) scraped before and after, and
+its per-request latency samples (``/metrics/samples``) in between.
 
-Counters are cumulative, so a window is the difference of two scrapes. From it: the request count and the
-5xx error rate of ``/predict``, the p95 latency from the latency histogram (linear interpolation inside a
-bucket, as Prometheus' ``histogram_quantile``), and the prediction distribution (classes from
-``leanops_prediction_class``, numeric predictions by ``leanops_prediction_value`` bucket) compared with PSI
-or the Jensen-Shannon distance. Anything missing, NaN or based on too few requests is *inconclusive*.
+Counters are cumulative, so a window is the difference of two scrapes: the request count and 5xx errors of
+``/predict``, the prediction distribution (classes from ``leanops_prediction_class``, numeric predictions by
+``leanops_prediction_value`` bucket). Latency comes as the window's per-request samples when the server keeps
+them (sequence numbers between the two scrapes), else from the latency histogram (each request at its
+bucket's upper bound: ties, which the rank test handles). The judgement is in ``judge.py``.
 """
 
 from __future__ import annotations
 
+import json
 import math
 from dataclasses import dataclass, field
 from typing import Any
 
 PREDICT = "/predict"
-PASS, FAIL, INCONCLUSIVE = "pass", "fail", "inconclusive"
-EPSILON = 1e-4  # floor of a proportion in PSI/JS: an empty bin on one side stays finite
 
 
 @dataclass
@@ -26,6 +26,8 @@ class Snapshot:
     buckets: dict[float, float] = field(default_factory=dict)  # le -> cumulative count (latency, seconds)
     outputs: dict[str, float] = field(default_factory=dict)  # "class=X" or "value<=le" (cumulative) -> count
     version: str = ""
+    seq: int = -1  # the last request's sequence number in ``samples``; -1: the server keeps no samples
+    samples: list[tuple[int, float, int]] = field(default_factory=list)  # (seq, seconds, status) of /predict
 
     @classmethod
     def parse(cls, text: str) -> Snapshot:
@@ -54,19 +56,51 @@ class Snapshot:
     def total(self) -> float:
         return sum(self.requests.values())
 
+    def add_samples(self, text: str, known: list[tuple[int, float, int]]) -> None:
+        """``/metrics/samples``' JSON on top of the samples already read from this server (``known``, kept by the
+        target so that each scrape reads only the new ones); a restarted server starts over."""
+        data = json.loads(text)
+        rows = [(int(r[0]), float(r[1]), int(r[2])) for r in data.get("samples", [])]
+        seq = int(data.get("seq", -1))
+        if known and seq < known[-1][0]:
+            known.clear()
+        last = known[-1][0] if known else 0
+        known.extend(r for r in rows if r[0] > last)
+        self.seq, self.samples = seq, known
+
 
 @dataclass
 class Stats:
-    """What one server did during a window."""
+    """What one server did during a window (or several windows added up)."""
 
     requests: float
     errors: float
-    p95: float  # seconds; NaN when unknown
+    latencies: list[float]  # seconds, one per answered (non-5xx) request
     distribution: dict[str, float]
+    latency_source: str = "samples"  # or "histogram" (a server without samples), "" (none)
 
     @property
     def error_rate(self) -> float:
         return self.errors / self.requests if self.requests else math.nan
+
+    @property
+    def p95(self) -> float:
+        from .statistics import percentile
+
+        return percentile(self.latencies, 0.95)
+
+    @property
+    def median(self) -> float:
+        from .statistics import median
+
+        return median(self.latencies)
+
+    def __add__(self, other: Stats) -> Stats:
+        dist = dict(self.distribution)
+        for k, v in other.distribution.items():
+            dist[k] = dist.get(k, 0.0) + v
+        return Stats(self.requests + other.requests, self.errors + other.errors, self.latencies + other.latencies,
+                     dist, self.latency_source if self.latency_source == other.latency_source else "histogram")
 
 
 def _sub(after: dict[Any, float], before: dict[Any, float]) -> dict[Any, float]:
@@ -79,8 +113,30 @@ def window(before: Snapshot | None, after: Snapshot) -> Stats:
         before = Snapshot()
     req = _sub(after.requests, before.requests)
     errors = sum(v for status, v in req.items() if status.startswith("5"))
-    return Stats(requests=sum(req.values()), errors=errors, p95=quantile(0.95, _sub(after.buckets, before.buckets)),
-                 distribution=_distribution(_sub(after.outputs, before.outputs)))
+    if after.seq >= 0 and (before.seq >= 0 or not before.requests):
+        since = max(before.seq, 0)
+        latencies = [lat for seq, lat, status in after.samples if since < seq <= after.seq and status < 500]
+        source = "samples"
+    else:
+        latencies, source = histogram_values(_sub(after.buckets, before.buckets)), "histogram"
+    return Stats(requests=sum(req.values()), errors=errors, latencies=latencies,
+                 distribution=_distribution(_sub(after.outputs, before.outputs)),
+                 latency_source=source if latencies else "")
+
+
+def histogram_values(buckets: dict[float, float]) -> list[float]:
+    """A latency histogram (cumulative ``le`` -> count) as one value per request at its bucket's upper bound (the
+    +Inf bucket at twice the highest finite bound)."""
+    ordered = sorted(buckets.items())
+    finite = [le for le, _ in ordered if not math.isinf(le)]
+    out: list[float] = []
+    prev = 0.0
+    for le, cum in ordered:
+        n = int(round(cum - prev))
+        if n > 0:
+            out.extend([le if not math.isinf(le) else (finite[-1] * 2 if finite else 1.0)] * n)
+        prev = max(prev, cum)
+    return out
 
 
 def _distribution(outputs: dict[str, float]) -> dict[str, float]:
@@ -94,104 +150,3 @@ def _distribution(outputs: dict[str, float]) -> dict[str, float]:
         prev = max(prev, cum)
     return dist
 
-
-def quantile(q: float, buckets: dict[float, float]) -> float:
-    """``histogram_quantile``: linear inside the bucket; the +Inf bucket answers its lower bound."""
-    if not buckets:
-        return math.nan
-    ordered = sorted(buckets.items())
-    total = ordered[-1][1]
-    if total <= 0:
-        return math.nan
-    rank = q * total
-    lower, below = 0.0, 0.0
-    for le, cum in ordered:
-        if cum >= rank:
-            if math.isinf(le):
-                return lower
-            inside = cum - below
-            return lower + (le - lower) * ((rank - below) / inside if inside > 0 else 1.0)
-        lower, below = le, cum
-    return lower
-
-
-def _proportions(a: dict[str, float], b: dict[str, float]) -> tuple[list[float], list[float]]:
-    keys = sorted(set(a) | set(b))
-    ta, tb = sum(a.values()), sum(b.values())
-    p = [max(a.get(k, 0.0) / ta, EPSILON) for k in keys]
-    q = [max(b.get(k, 0.0) / tb, EPSILON) for k in keys]
-    sp, sq = sum(p), sum(q)
-    return [x / sp for x in p], [x / sq for x in q]
-
-
-def psi(expected: dict[str, float], actual: dict[str, float]) -> float:
-    """Population stability index of ``actual`` against ``expected`` (NaN when either is empty)."""
-    if not sum(expected.values()) or not sum(actual.values()):
-        return math.nan
-    p, q = _proportions(expected, actual)
-    return sum((qi - pi) * math.log(qi / pi) for pi, qi in zip(p, q, strict=True))
-
-
-def jensen_shannon(expected: dict[str, float], actual: dict[str, float]) -> float:
-    """Jensen-Shannon distance, base 2 (0 identical .. 1 disjoint), as scipy's ``jensenshannon(p, q, base=2)``."""
-    if not sum(expected.values()) or not sum(actual.values()):
-        return math.nan
-    p, q = _proportions(expected, actual)
-    m = [(a + b) / 2 for a, b in zip(p, q, strict=True)]
-    kl = lambda x: sum(xi * math.log2(xi / mi) for xi, mi in zip(x, m, strict=True) if xi > 0)  # noqa: E731
-    return math.sqrt(max(0.0, (kl(p) + kl(q)) / 2))
-
-
-DISTANCES = {"psi": psi, "jensen-shannon": jensen_shannon}
-DEFAULT_MAX_DISTANCE = {"psi": 0.2, "jensen-shannon": 0.1}
-
-
-@dataclass
-class Thresholds:
-    min_requests: int = 50
-    max_error_rate_increase: float = 0.01
-    max_latency_ratio: float = 1.5
-    latency_slack_ms: float = 5.0
-    distance: str = "psi"
-    max_prediction_distance: float = 0.2
-
-
-@dataclass
-class Verdict:
-    outcome: str  # pass, fail, inconclusive
-    reasons: list[str]
-    canary: Stats
-    stable: Stats
-    distance: float
-
-    @property
-    def reason(self) -> str:
-        return "; ".join(self.reasons) or "within every threshold"
-
-
-def judge(canary: Stats, stable: Stats, t: Thresholds) -> Verdict:
-    """Compare the canary's window with the stable's; a failure beats an inconclusive, which beats a pass."""
-    distance = DISTANCES[t.distance](stable.distribution, canary.distribution)
-    fails: list[str] = []
-    unsure: list[str] = []
-    if canary.requests < t.min_requests:
-        unsure.append(f"canary served {canary.requests:.0f} requests, fewer than min-requests {t.min_requests}")
-    if stable.requests < t.min_requests:
-        unsure.append(f"stable served {stable.requests:.0f} requests, fewer than min-requests {t.min_requests}")
-    c_err, s_err = canary.error_rate, stable.error_rate
-    if math.isnan(c_err) or math.isnan(s_err):
-        unsure.append("error rate unknown")
-    elif c_err - s_err > t.max_error_rate_increase:
-        fails.append(f"error rate {c_err:.1%} vs stable {s_err:.1%} (allowed +{t.max_error_rate_increase:.1%})")
-    if math.isnan(canary.p95) or math.isnan(stable.p95):
-        unsure.append("p95 latency unknown")
-    elif canary.p95 > stable.p95 * t.max_latency_ratio and \
-            (canary.p95 - stable.p95) * 1000 > t.latency_slack_ms:
-        fails.append(f"p95 latency {canary.p95 * 1000:.1f} ms vs stable {stable.p95 * 1000:.1f} ms "
-                     f"(allowed x{t.max_latency_ratio:g})")
-    if math.isnan(distance):
-        unsure.append("prediction distribution unknown (no predictions observed)")
-    elif distance > t.max_prediction_distance:
-        fails.append(f"prediction {t.distance} {distance:.3f} > {t.max_prediction_distance:g}")
-    outcome = FAIL if fails else INCONCLUSIVE if unsure else PASS
-    return Verdict(outcome=outcome, reasons=fails or unsure, canary=canary, stable=stable, distance=distance)

@@ -1,5 +1,18 @@
-"""The controller, the same for every target: start the canary, walk the steps, judge each window, then promote
-or roll back; and the report (JSON file, job summary table, Mermaid chart)."""
+"""The controller, the same for every target: start and warm the canary, walk the steps, judge each window,
+let the evidence accumulate, then promote or roll back.
+
+Per step the canary gets its weight and windows are judged (``judge.py``) until one decides:
+
+- a **gross failure** (the canary crashed or stopped answering, or its error rate is significantly above even
+  twice the allowed increase) rolls back at once;
+- a **failed** window is a failed check: ``failure-threshold`` (2) consecutive failed checks roll back; below
+  it the step's window runs again (confirmation, fresh evidence);
+- a **marginal** or **inconclusive** window (a difference beyond a limit but not significant yet; too few
+  samples) is *extended*: the next window's requests are added to it, up to ``max-extensions`` (2) times,
+  after which the step has not shown the canary healthy and it is rolled back (inconclusive never promotes;
+  ``on-inconclusive: rollback`` rolls back at the first inconclusive window instead);
+- a **pass** moves to the next step (and resets the failed checks).
+"""
 
 from __future__ import annotations
 
@@ -9,7 +22,8 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from .. import gh
-from .analysis import FAIL, INCONCLUSIVE, PASS, Snapshot, Stats, Thresholds, Verdict, judge, window
+from .analysis import Snapshot, Stats, window
+from .judge import FAIL, INCONCLUSIVE, PASS, Thresholds, Verdict, judge
 from .record import Entry, Record, now, run_url
 
 PROMOTED, ROLLED_BACK = "promoted", "rolled-back"
@@ -25,8 +39,10 @@ class Step:
 class Settings:
     steps: list[Step]
     thresholds: Thresholds = field(default_factory=Thresholds)
-    on_inconclusive: str = "rollback"  # or "extend": the window once more before rolling back
-    extensions: int = 1
+    on_inconclusive: str = "extend"  # or "rollback": at the first inconclusive window
+    max_extensions: int = 2  # extra windows a marginal or inconclusive step may add up
+    failure_threshold: int = 2  # consecutive failed windows that roll back
+    warm_up_requests: int = 10  # the model's example, before the canary takes traffic
     poll: float = 1.0  # how often the canary's container is checked inside a window
 
 
@@ -47,6 +63,7 @@ class Target(Protocol):
     def abort(self) -> None: ...
     def promote(self) -> None: ...
     def switch_to(self, entry: Entry) -> None: ...
+    # optional: warm_up(requests) -> int (requests answered 200)
 
 
 @dataclass
@@ -58,7 +75,9 @@ class Report:
     reason: str = ""
     stable: Entry | None = None
     previous: Entry | None = None
-    steps: list[dict[str, Any]] = field(default_factory=list)
+    steps: list[dict[str, Any]] = field(default_factory=list)  # one row per analysis window
+    settings: dict[str, Any] = field(default_factory=dict)
+    warm_up: dict[str, Any] = field(default_factory=dict)
     started_at: str = field(default_factory=now)
     canary_first_traffic: float = 0.0  # monotonic
     finished: float = 0.0  # monotonic, when the final traffic change was applied
@@ -71,26 +90,28 @@ class Report:
         out["stable_digest"] = self.stable.digest if self.stable else ""
         out["rollback_seconds"] = round(self.finished - self.canary_first_traffic, 2) \
             if self.verdict == ROLLED_BACK and self.canary_first_traffic else None
+        out["windows"] = sum(1 for r in self.steps if r.get("window", 0) > 0)
         return out
 
 
-def _ms(x: float) -> float | None:
-    return None if math.isnan(x) else round(x * 1000, 2)
+def _num(x: float, digits: int = 4) -> float | None:
+    return None if math.isnan(x) else round(x, digits)
 
 
-def _rate(x: float) -> float | None:
-    return None if math.isnan(x) else round(x, 4)
-
-
-def step_row(step: Step, index: int, v: Verdict | None, outcome: str, reason: str) -> dict[str, Any]:
-    row: dict[str, Any] = {"step": index + 1, "weight": step.weight, "window_s": step.window, "verdict": outcome,
-                           "reason": reason}
+def step_row(step: Step, index: int, v: Verdict | None, outcome: str, reason: str, *, window_no: int = 0,
+             seconds: float = 0.0, gross: bool = False) -> dict[str, Any]:
+    """One analysis window of the report (``window`` 0: no window ran, e.g. the canary did not start)."""
+    row: dict[str, Any] = {"step": index + 1, "weight": step.weight, "window": window_no, "window_s": step.window,
+                           "seconds": round(seconds, 1), "verdict": outcome, "reason": reason, "gross": gross}
     if v is not None:
         row.update({
+            "score": _num(v.score, 1), "gross": v.gross,
             "canary_requests": int(v.canary.requests), "stable_requests": int(v.stable.requests),
-            "canary_error_rate": _rate(v.canary.error_rate), "stable_error_rate": _rate(v.stable.error_rate),
-            "canary_p95_ms": _ms(v.canary.p95), "stable_p95_ms": _ms(v.stable.p95),
-            "distance": None if math.isnan(v.distance) else round(v.distance, 4),
+            "canary_error_rate": _num(v.canary.error_rate), "stable_error_rate": _num(v.stable.error_rate),
+            "canary_median_ms": _num(v.canary.median * 1000, 2), "stable_median_ms": _num(v.stable.median * 1000, 2),
+            "canary_p95_ms": _num(v.canary.p95 * 1000, 2), "stable_p95_ms": _num(v.stable.p95 * 1000, 2),
+            "latency_source": v.canary.latency_source,
+            "metrics": [m.to_dict() for m in v.metrics],
         })
     return row
 
@@ -100,12 +121,15 @@ class Controller:
         self.target = target
         self.s = settings
         self.name = name
+        self.failed_checks = 0
 
     # ------------------------------------------------------------------ deploy
 
     def deploy(self, image: str, commit: str) -> Report:
         t = self.target
-        report = Report(name=self.name, target=t.kind, image=image)
+        from dataclasses import asdict
+
+        report = Report(name=self.name, target=t.kind, image=image, settings=asdict(self.s))
         gh.step(f"canary-deploy {self.name}: {image} on {t.describe()}")
         entry = t.pull(image)
         entry.commit, entry.deployed_at, entry.run_url = commit or entry.commit, now(), run_url()
@@ -132,8 +156,9 @@ class Controller:
             with gh.group(f"start the canary {image}"):
                 why = t.start_canary(entry)
             if why:
-                report.steps.append(step_row(Step(0, 0), -1, None, FAIL, why))
+                report.steps.append(step_row(Step(0, 0), -1, None, FAIL, why, gross=True))
                 return self._rollback(report, f"the canary did not become ready: {why}", record)
+            self._warm_up(report)
             baseline = t.scrape("stable")
             for i, step in enumerate(self.s.steps):
                 outcome, reason = self._step(report, i, step, baseline)
@@ -154,52 +179,105 @@ class Controller:
         t.write_record(record)
         return self._done(report, PROMOTED, f"all {len(self.s.steps)} steps passed", record, entry)
 
+    def _warm_up(self, report: Report) -> None:
+        """A few predictions of the model's example to the new container before it takes traffic; they happen
+        before the first window's scrape, so they are never part of a comparison."""
+        warm = getattr(self.target, "warm_up", None)
+        n = self.s.warm_up_requests
+        if warm is None or n <= 0 or self.target.dry_run:
+            return
+        t0 = time.monotonic()
+        ok = warm(n)
+        report.warm_up = {"requests": n, "ok": ok, "seconds": round(time.monotonic() - t0, 2)}
+        gh.step(f"warm-up: {ok} of {n} requests of the model's example answered in {time.monotonic() - t0:.1f}s "
+                "(not part of any window)")
+
     def _step(self, report: Report, i: int, step: Step, baseline: Snapshot | None) -> tuple[str, str]:
         t = self.target
-        with gh.group(f"step {i + 1}/{len(self.s.steps)}: canary weight {step.weight}%, window {step.window:g}s"):
+        s = self.s
+        with gh.group(f"step {i + 1}/{len(s.steps)}: canary weight {step.weight}%, window {step.window:g}s"):
             t.set_weight(step.weight)
             if not report.canary_first_traffic:
                 report.canary_first_traffic = time.monotonic()
             if t.dry_run:
                 report.steps.append(step_row(step, i, None, "planned", "dry run: no analysis"))
                 return PASS, ""
-            tries = 1 + (self.s.extensions if self.s.on_inconclusive == "extend" else 0)
-            v: Verdict | None = None
-            for attempt in range(tries):
+            carried: tuple[Stats, Stats | None] | None = None  # a marginal/inconclusive window, extended
+            extensions = 0
+            window_no = 0
+            while True:
+                window_no += 1
+                t0 = time.monotonic()
                 before, before_s = t.scrape("canary"), t.scrape("stable")
                 crashed = self._wait(step.window)
                 if crashed:
-                    report.steps.append(step_row(step, i, None, FAIL, crashed))
+                    report.steps.append(step_row(step, i, None, FAIL, crashed, window_no=window_no,
+                                                 seconds=time.monotonic() - t0, gross=True))
                     gh.step(f"step {i + 1}: {crashed}")
                     return FAIL, crashed
                 after_c, after_s = t.scrape("canary"), t.scrape("stable")
-                if after_c is None or after_s is None:
-                    why = t.canary_problem() if after_c is None else "the stable's /metrics did not answer"
-                    why = why or "the canary's /metrics did not answer"
-                    report.steps.append(step_row(step, i, None, FAIL if after_c is None else INCONCLUSIVE, why))
-                    return (FAIL if after_c is None else INCONCLUSIVE), why
-                canary = window(before, after_c)
-                stable = self._baseline(baseline, before_s, after_s)
-                v = judge(canary, stable, self.s.thresholds)
-                if v.outcome != INCONCLUSIVE or attempt == tries - 1:
-                    break
-                gh.step(f"step {i + 1}: inconclusive ({v.reason}); extending the window")
-            assert v is not None
-            report.steps.append(step_row(step, i, v, v.outcome, v.reason))
-            gh.step(f"step {i + 1}: {step.weight}% -> {v.outcome}: canary {v.canary.requests:.0f} req, "
-                    f"errors {_fmt_rate(v.canary.error_rate)} (stable {_fmt_rate(v.stable.error_rate)}), "
-                    f"p95 {_fmt_ms(v.canary.p95)} (stable {_fmt_ms(v.stable.p95)}), "
-                    f"{self.s.thresholds.distance} {_fmt_num(v.distance)}; {v.reason}")
-            return v.outcome, v.reason
+                if after_c is None:
+                    why = t.canary_problem() or "the canary's /metrics did not answer"
+                    report.steps.append(step_row(step, i, None, FAIL, why, window_no=window_no,
+                                                 seconds=time.monotonic() - t0, gross=True))
+                    return FAIL, why
+                if after_s is None:
+                    v = None
+                    outcome, reason = INCONCLUSIVE, "the stable's /metrics did not answer"
+                else:
+                    canary = window(before, after_c)
+                    stable, same_window = self._baseline(baseline, before_s, after_s)
+                    if carried is not None:
+                        canary = carried[0] + canary
+                        if same_window and carried[1] is not None:
+                            stable = carried[1] + stable
+                    v = judge(canary, stable, s.thresholds)
+                    outcome, reason = v.outcome, v.reason
+                    carried = (canary, stable if same_window else None)
+                seconds = time.monotonic() - t0
+                report.steps.append(step_row(step, i, v, outcome, reason, window_no=window_no, seconds=seconds))
+                self._log(i, step, window_no, v, outcome, reason)
+                if outcome == PASS:
+                    self.failed_checks = 0
+                    return PASS, reason
+                if v is not None and v.gross:
+                    return FAIL, reason
+                if outcome == FAIL:
+                    self.failed_checks += 1
+                    if self.failed_checks >= s.failure_threshold:
+                        return FAIL, f"{reason} ({self.failed_checks} failed windows in a row, failure-threshold " \
+                                     f"{s.failure_threshold})"
+                    gh.step(f"step {i + 1}: failed check {self.failed_checks} of {s.failure_threshold}; the "
+                            "window runs again for confirmation")
+                    carried, extensions = None, 0
+                    continue
+                if outcome == INCONCLUSIVE and s.on_inconclusive == "rollback":
+                    return INCONCLUSIVE, reason
+                extensions += 1
+                if extensions > s.max_extensions:
+                    return outcome, f"{reason} (still {outcome} after {window_no} windows; max-extensions " \
+                                    f"{s.max_extensions})"
+                gh.step(f"step {i + 1}: {outcome}; the window is extended ({extensions} of {s.max_extensions})")
 
-    def _baseline(self, start: Snapshot | None, before: Snapshot | None, after: Snapshot) -> Stats:
-        """The stable in the same window (same time, same host load) when it served enough requests there;
+    def _log(self, i: int, step: Step, window_no: int, v: Verdict | None, outcome: str, reason: str) -> None:
+        if v is None:
+            gh.step(f"step {i + 1} window {window_no}: {step.weight}% -> {outcome}: {reason}")
+            return
+        parts = [f"{m.name} {m.verdict} ({m.effect_text}, p={'-' if math.isnan(m.p) else f'{m.p:.2g}'})"
+                 for m in v.metrics]
+        gh.step(f"step {i + 1} window {window_no}: {step.weight}% -> {outcome}: canary {v.canary.requests:.0f} req, "
+                f"stable {v.stable.requests:.0f}; " + "; ".join(parts) + (f"; {reason}" if outcome != PASS else ""))
+
+    def _baseline(self, start: Snapshot | None, before: Snapshot | None, after: Snapshot) -> tuple[Stats, bool]:
+        """The stable in the same window (same time, same host load) when it served enough requests there (True);
         else over this deployment's windows (a 100% step); else over its whole life."""
-        for since in (before, start):
-            stats = window(since, after)
-            if since is not None and stats.requests >= self.s.thresholds.min_requests:
-                return stats
-        return window(None, after)
+        stats = window(before, after)
+        if before is not None and stats.requests >= self.s.thresholds.min_requests:
+            return stats, True
+        since = window(start, after)
+        if start is not None and since.requests >= self.s.thresholds.min_requests:
+            return since, False
+        return window(None, after), False
 
     def _wait(self, seconds: float) -> str:
         """Sleep through the window, checking the canary's container; the reason if it stops serving."""
@@ -254,50 +332,3 @@ class Controller:
                           record, back)
 
 
-def _fmt_rate(x: float) -> str:
-    return "-" if math.isnan(x) else f"{x:.1%}"
-
-
-def _fmt_ms(x: float) -> str:
-    return "-" if math.isnan(x) else f"{x * 1000:.1f} ms"
-
-
-def _fmt_num(x: float) -> str:
-    return "-" if math.isnan(x) else f"{x:.3f}"
-
-
-# ---------------------------------------------------------------------------- summary
-
-
-def _cell(v: Any, fmt: str = "{}") -> str:
-    return "-" if v is None else fmt.format(v)
-
-
-def summary(report: Report, distance: str) -> str:
-    head = f"### canary-deploy {report.name}: {report.verdict}\n\n{report.reason}\n\n"
-    stable = report.stable.image if report.stable else "-"
-    changed = report.previous is not None and report.stable is not None and report.previous.image != stable
-    head += f"stable: `{stable}`" + (f" (before: `{report.previous.image}`)" if changed and report.previous else "")
-    head += f"; canary: `{report.image}`\n\n" if report.verdict == ROLLED_BACK and report.image != stable else "\n\n"
-    if not report.steps:
-        return head
-    rows = [[r["step"] if r["step"] > 0 else "start", f"{r['weight']}%",
-             f"{_cell(r.get('canary_requests'))} / {_cell(r.get('stable_requests'))}",
-             f"{_cell(r.get('canary_error_rate'), '{:.2%}')} / {_cell(r.get('stable_error_rate'), '{:.2%}')}",
-             f"{_cell(r.get('canary_p95_ms'), '{:.1f}')} / {_cell(r.get('stable_p95_ms'), '{:.1f}')}",
-             _cell(r.get("distance"), "{:.3f}"), f"{r['verdict']}: {r['reason']}"] for r in report.steps]
-    table = gh.md_table(["step", "weight", "requests canary / stable", "error rate canary / stable",
-                         "p95 ms canary / stable", distance, "verdict"], rows)
-    return head + table + "\n" + mermaid(report)
-
-
-def mermaid(report: Report) -> str:
-    rows = [r for r in report.steps if r["step"] > 0 and r.get("canary_p95_ms") is not None]
-    if not rows:
-        return ""
-    labels = ", ".join(f'"{r["step"]}: {r["weight"]}%"' for r in rows)
-    c = ", ".join(f"{r['canary_p95_ms']:.1f}" for r in rows)
-    s = ", ".join(f"{(r.get('stable_p95_ms') or 0):.1f}" for r in rows)
-    top = max([r["canary_p95_ms"] for r in rows] + [r.get("stable_p95_ms") or 0 for r in rows]) * 1.2 + 1
-    return ("```mermaid\nxychart-beta\n    title \"p95 latency (ms) per step: canary bars, stable line\"\n"
-            f"    x-axis [{labels}]\n    y-axis \"ms\" 0 --> {top:.0f}\n    bar [{c}]\n    line [{s}]\n```\n")

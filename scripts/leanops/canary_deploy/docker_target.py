@@ -39,6 +39,40 @@ FETCH = ("import sys, urllib.request\n"
          "    sys.stdout.write(r.read().decode())\n"
          "except Exception as e:\n"
          "    sys.stdout.write(str(e)); sys.exit(1)\n")
+# /metrics and the per-request samples in one exec: a JSON list of the answers (null: no answer)
+SCRAPE = ("import json, sys, urllib.request\n"
+          "out = []\n"
+          "for path in sys.argv[1:]:\n"
+          "    try:\n"
+          f"        out.append(urllib.request.urlopen('http://127.0.0.1:{PORT}' + path, timeout=15).read().decode())\n"
+          "    except Exception:\n"
+          "        out.append(None)\n"
+          "sys.stdout.write(json.dumps(out))\n")
+# warm-up: POST the model's serving example (MLflow's serving_input_example.json), else one record of neutral
+# values in the signature's columns; prints how many were answered 200
+WARM = ("import json, os, sys, urllib.request\n"
+        "d = os.environ.get('LEANOPS_MODEL_DIR', '/opt/leanops/model')\n"
+        "p = os.path.join(d, 'serving_input_example.json')\n"
+        "if os.path.isfile(p):\n"
+        "    body = open(p, encoding='utf-8').read()\n"
+        "else:\n"
+        "    import yaml\n"
+        "    sig = (yaml.safe_load(open(os.path.join(d, 'MLmodel'), encoding='utf-8')) or {}).get('signature') or {}\n"
+        "    cols = sig.get('inputs') or '[]'\n"
+        "    cols = json.loads(cols) if isinstance(cols, str) else cols\n"
+        "    zero = {'double': 0.5, 'float': 0.5, 'long': 1, 'integer': 1, 'string': 'a', 'boolean': False,\n"
+        "            'datetime': '2024-01-01T00:00:00'}\n"
+        "    body = json.dumps({'records': [{c['name']: zero.get(c.get('type'), 0) for c in cols if c.get('name')}]})\n"
+        "ok = 0\n"
+        "for i in range(int(sys.argv[1])):\n"
+        "    try:\n"
+        f"        req = urllib.request.Request('http://127.0.0.1:{PORT}/predict', data=body.encode(),\n"
+        "                                     headers={'Content-Type': 'application/json'})\n"
+        "        ok += urllib.request.urlopen(req, timeout=30).status == 200\n"
+        "    except Exception:\n"
+        "        pass\n"
+        "sys.stdout.write(str(ok))\n")
+SAMPLES_PATH = "/metrics/samples"
 
 
 def render_conf(backends: list[tuple[str, int]]) -> str:
@@ -111,6 +145,7 @@ class DockerTarget:
         self.canary_name = ""
         self.weight = 0
         self._client: Any = None
+        self._samples: dict[str, list[tuple[int, float, int]]] = {}  # container -> the samples read so far
 
     # ------------------------------------------------------------------ plumbing
 
@@ -300,15 +335,47 @@ class DockerTarget:
         return f"container {name} not ready within {timeout or self.ready_timeout:.0f}s"
 
     def scrape(self, role: str) -> Snapshot | None:
+        """``/metrics`` and the latency samples since the last scrape of this container (the samples read so far
+        are kept here, so each scrape reads only the new ones); None when ``/metrics`` does not answer."""
+        import json
+
         name = self.canary_name if role == "canary" else self.stable_name
-        text = None
+        known = self._samples.setdefault(name, [])
+        since = known[-1][0] if known else 0
+        answers: list[Any] = [None, None]
         for attempt in range(3 if name else 0):  # a busy server may miss one scrape: not yet inconclusive
             if attempt:
                 time.sleep(attempt)
-            text = self.fetch(name, "/metrics")
-            if text is not None:
+            c = self._get(name)
+            try:
+                res = c.exec_run(["python", "-c", SCRAPE, "/metrics", f"{SAMPLES_PATH}?since={since}"]) if c else None
+                answers = json.loads(res.output.decode(errors="replace")) if res and res.exit_code == 0 else [None] * 2
+            except Exception:  # noqa: BLE001 - an exec into a stopping container: treated as no answer
+                answers = [None, None]
+            if answers[0] is not None:
                 break
-        return Snapshot.parse(text) if text is not None else None
+        if answers[0] is None:
+            return None
+        snap = Snapshot.parse(answers[0])
+        if answers[1] is not None:
+            try:
+                snap.add_samples(answers[1], known)
+            except (ValueError, KeyError, TypeError, IndexError):
+                pass  # a server without the samples endpoint (an older image): the histogram serves
+        return snap
+
+    def warm_up(self, requests: int) -> int:
+        """``requests`` predictions of the model's example to the canary, inside its container, before it takes
+        traffic (imports, caches, first allocations); how many were answered 200."""
+        c = self._get(self.canary_name)
+        if c is None or requests <= 0:
+            return 0
+        try:
+            res = c.exec_run(["python", "-c", WARM, str(requests)])
+        except Exception:  # noqa: BLE001 - a stopping container: the first window will tell
+            return 0
+        out = res.output.decode(errors="replace").strip() if res.output else ""
+        return int(out) if res.exit_code == 0 and out.isdigit() else 0
 
     def remove(self, name: str, *, grace: int = 10) -> None:
         c = self._get(name)

@@ -9,6 +9,11 @@ It serves one MLflow model directory baked into the image; no tracking server is
   list of objects) or a columnar form (``{"columns": {"name": [...]}}``, ``{"inputs": {...}}`` or
   MLflow's ``{"dataframe_split": {"columns": [...], "data": [[...]]}}``), validates them against the
   model signature (a 422 names every bad field) and returns ``{"predictions": [...]}``.
+- Limits, checked before any row is built: a body over ``--max-body-bytes`` (4 MiB) is a 413 (from its
+  Content-Length, before it is read), more than ``--max-rows`` (10,000) rows a 422; parsing and validation run
+  in a worker thread, never on the event loop that answers the probes.
+- No OpenAPI schema (``/openapi.json``, ``/docs``, ``/redoc``: 404); ``/ready`` says ``loading`` without the
+  reason (that goes to the server's output).
 - ``GET /health`` (alive), ``GET /ready`` (model loaded), ``GET /metrics`` (Prometheus: requests by
   status, latency histogram, class counts or a prediction histogram, all labelled with the model name
   and version); every answer carries ``X-Model-Version``.
@@ -18,14 +23,12 @@ It serves one MLflow model directory baked into the image; no tracking server is
 
 
 import argparse
-import hashlib
 import json
 import math
 import os
 import sys
 import threading
 import time
-from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -33,6 +36,7 @@ from typing import Any
 from . import gh
 from .errors import BadInput, InfraError
 from .flags import add_flag
+from .models import model_digest, verify  # noqa: F401 - model_digest: the server's digest, re-exported
 
 MLMODEL = "MLmodel"
 HEADER = "X-Model-Version"
@@ -48,29 +52,14 @@ COLUMN_TYPES: dict[str, tuple[str, str]] = {
     "datetime": (TEXT, "datetime64[ns]"),
 }
 MAX_ROWS = 10_000
+# a 10,000-row request of a model with ~10 features is ~2 MB of JSON records; parsing JSON takes up to ~25 times
+# its size in Python objects (``[[], [], ...]``), so this bound also bounds a request's memory (~100 MB)
+MAX_BODY_BYTES = 4 * 1024 * 1024
+DRAIN_BYTES = 64 * 1024 * 1024  # an over-limit body is read (and dropped) up to this, then the connection closes
 KEEP_ALIVE = 75  # seconds an idle HTTP/1.1 connection stays open (uvicorn default: 5)
 
 
 # ---------------------------------------------------------------------------- model files
-
-
-def _files(model_dir: Path) -> Iterator[Path]:
-    for path in sorted(model_dir.rglob("*")):
-        if path.is_file() and "__pycache__" not in path.parts:
-            yield path
-
-
-def model_digest(model_dir: str | os.PathLike[str]) -> str:
-    """sha256 over every file of a model directory: its relative path and the sha256 of its bytes."""
-    root = Path(model_dir)
-    outer = hashlib.sha256()
-    for path in _files(root):
-        inner = hashlib.sha256()
-        with open(path, "rb") as fh:
-            for chunk in iter(lambda: fh.read(1 << 20), b""):
-                inner.update(chunk)
-        outer.update(f"{path.relative_to(root).as_posix()}\0{inner.hexdigest()}\n".encode())
-    return outer.hexdigest()
 
 
 @dataclass
@@ -107,19 +96,6 @@ def read_signature(model_dir: str | os.PathLike[str]) -> list[Column]:
     return columns
 
 
-def verify(model_dir: str | os.PathLike[str], expected: str) -> str:
-    """Check the model files against the recorded digest; raise BadInput naming the directory on mismatch."""
-    root = Path(model_dir)
-    if not root.is_dir():
-        raise BadInput(f"model directory {root} does not exist")
-    actual = model_digest(root)
-    if expected and actual != expected.strip().lower().removeprefix("sha256:"):
-        raise BadInput(f"{root}: model files do not match the digest recorded at build time "
-                       f"(expected sha256:{expected.removeprefix('sha256:')[:16]}..., got sha256:{actual[:16]}...); "
-                       "refusing to load them")
-    return actual
-
-
 # ---------------------------------------------------------------------------- validation
 
 
@@ -129,8 +105,16 @@ class InvalidInput(Exception):
         self.problems = problems
 
 
-def to_records(body: Any) -> list[dict[str, Any]]:
-    """Any accepted request form -> a list of records."""
+def _too_many(n: int, max_rows: int) -> InvalidInput:
+    return InvalidInput([{"field": "records", "error": f"{n} rows; at most {max_rows} per request"}])
+
+
+def to_records(body: Any, max_rows: int = MAX_ROWS) -> list[dict[str, Any]]:
+    """Any accepted request form -> a list of records.
+
+    The row count is checked against ``max_rows`` *before* any row is built: a small columnar body
+    (``{"columns": {"a": [0, 0, ...]}}``, 2 bytes a value) would otherwise expand into a million dicts.
+    """
     rows: Any = body.get("records", body.get("dataframe_records")) if isinstance(body, dict) else None
     cols: Any = body.get("columns", body.get("inputs")) if isinstance(body, dict) else None
     records: list[Any]
@@ -143,10 +127,14 @@ def to_records(body: Any) -> list[dict[str, Any]]:
         if -1 in lengths or len(lengths) > 1:
             raise InvalidInput([{"field": "columns", "error": "expected lists of one and the same length"}])
         n = lengths.pop() if lengths else 0
+        if n > max_rows:
+            raise _too_many(n, max_rows)
         records = [{k: v[i] for k, v in cols.items()} for i in range(n)]
     elif isinstance(body, dict) and isinstance(body.get("dataframe_split"), dict):
         split = body["dataframe_split"]
         names, data = split.get("columns"), split.get("data")
+        if isinstance(data, list) and len(data) > max_rows:
+            raise _too_many(len(data), max_rows)
         if not isinstance(names, list) or not isinstance(data, list) or any(
                 not isinstance(r, list) or len(r) != len(names) for r in data):
             raise InvalidInput([{"field": "dataframe_split", "error": "expected columns and rows of that length"}])
@@ -156,11 +144,48 @@ def to_records(body: Any) -> list[dict[str, Any]]:
                                                        "({\"columns\": {\"name\": [...]}})"}])
     if not records:
         raise InvalidInput([{"field": "records", "error": "no rows"}])
-    if len(records) > MAX_ROWS:
-        raise InvalidInput([{"field": "records", "error": f"{len(records)} rows; at most {MAX_ROWS} per request"}])
+    if len(records) > max_rows:
+        raise _too_many(len(records), max_rows)
     if any(not isinstance(r, dict) for r in records):
         raise InvalidInput([{"field": "records", "error": "expected every row to be an object"}])
     return records
+
+
+class TooLarge(Exception):
+    def __init__(self, size: int, limit: int) -> None:
+        super().__init__(f"{size} bytes; at most {limit} per request")
+        self.problems = [{"field": "body", "error": str(self)}]
+
+
+async def read_body(request: Any, limit: int) -> bytes:
+    """The request body, refused (TooLarge) as soon as it is known to exceed ``limit`` (from its Content-Length
+    before a byte is kept, else while it streams in). The rest is read and dropped, up to DRAIN_BYTES, so the
+    client (or the router) that is still sending gets the 413 instead of a reset connection."""
+    declared = request.headers.get("content-length", "")
+    chunks: list[bytes] = []
+    size, too_large = 0, declared.isdigit() and int(declared) > limit
+    async for chunk in request.stream():
+        size += len(chunk)
+        if too_large or size > limit:
+            too_large = True
+            chunks.clear()
+            if size > DRAIN_BYTES:
+                break  # not worth reading further: the connection is closed after the answer
+        else:
+            chunks.append(chunk)
+    if too_large:
+        raise TooLarge(int(declared) if declared.isdigit() else size, limit)
+    return b"".join(chunks)
+
+
+def parse(raw: bytes, columns: list[Column], max_rows: int = MAX_ROWS) -> tuple[list[dict[str, Any]], Any]:
+    """A request body -> (records, DataFrame); InvalidInput names what is wrong. Runs in a worker thread."""
+    try:
+        body = json.loads(raw)
+    except (ValueError, RecursionError):
+        raise InvalidInput([{"field": "body", "error": "not valid JSON"}]) from None
+    records = to_records(body, max_rows)
+    return records, validate(records, columns)
 
 
 def _check(value: Any, col: Column) -> bool:
@@ -323,13 +348,16 @@ class PredictionLog:
                     fh.write(line)
 
 
-def create_app(state: ModelState, *, log_predictions: str = "") -> Any:
+def create_app(state: ModelState, *, log_predictions: str = "", max_body_bytes: int = MAX_BODY_BYTES,
+               max_rows: int = MAX_ROWS) -> Any:
     from fastapi import FastAPI, Request
     from fastapi.responses import JSONResponse, PlainTextResponse, Response
     from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
     from starlette.concurrency import run_in_threadpool
 
-    app = FastAPI(title=f"leanops serve: {state.name}", version=state.version, docs_url=None, redoc_url=None)
+    # no OpenAPI schema, no /docs, no /redoc: the server answers its four paths and nothing that maps it
+    app = FastAPI(title=f"leanops serve: {state.name}", version=state.version, openapi_url=None, docs_url=None,
+                  redoc_url=None)
     metrics = Metrics(state)
     plog = PredictionLog(log_predictions) if log_predictions else None
     app.state.model = state
@@ -360,7 +388,8 @@ def create_app(state: ModelState, *, log_predictions: str = "") -> Any:
     async def ready() -> Response:
         if state.ready:
             return JSONResponse({"status": "ready", "model": state.name, "version": state.version})
-        return JSONResponse({"status": "loading", "error": state.error}, status_code=503)
+        # no exception text to whoever reaches the port: the reason goes to the server's own output (one line)
+        return JSONResponse({"status": "loading"}, status_code=503)
 
     @app.get("/metrics")
     async def prom() -> Response:
@@ -375,12 +404,12 @@ def create_app(state: ModelState, *, log_predictions: str = "") -> Any:
         if not state.ready:
             return JSONResponse({"detail": "model not loaded yet"}, status_code=503)
         try:
-            body = await request.json()
-        except ValueError:
-            return JSONResponse({"detail": [{"field": "body", "error": "not valid JSON"}]}, status_code=422)
+            raw = await read_body(request, max_body_bytes)
+        except TooLarge as exc:
+            return JSONResponse({"detail": exc.problems}, status_code=413)
         try:
-            records = to_records(body)
-            frame = validate(records, state.columns)
+            # off the event loop: a worker thread parses, counts the rows before building them and validates
+            records, frame = await run_in_threadpool(parse, raw, state.columns, max_rows)
         except InvalidInput as exc:
             return JSONResponse({"detail": exc.problems}, status_code=422)
         try:
@@ -412,6 +441,10 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     add_flag(p, "--port", help="port to listen on", default=8080, kind="int")
     add_flag(p, "--log-predictions", help="append inputs and predictions as JSON lines to this file (- stdout)",
              default="")
+    add_flag(p, "--max-body-bytes", help=f"largest /predict body in bytes; larger: 413 (default {MAX_BODY_BYTES})",
+             default=MAX_BODY_BYTES, kind="int")
+    add_flag(p, "--max-rows", help=f"most rows per /predict request; more: 422 (default {MAX_ROWS})",
+             default=MAX_ROWS, kind="int")
     p.set_defaults(func=run)
 
 
@@ -424,7 +457,10 @@ def run(args: argparse.Namespace) -> int:
         gh.warning(f"{model_dir}: no recorded digest (--model-sha256); the model files were not checked")
     state = ModelState(model_dir=model_dir, name=args.model_name, version=args.model_version,
                        columns=read_signature(model_dir))
-    app = create_app(state, log_predictions=args.log_predictions)
+    if args.max_body_bytes < 1 or args.max_rows < 1:
+        raise BadInput(f"max-body-bytes {args.max_body_bytes}, max-rows {args.max_rows}: expected integers >= 1")
+    app = create_app(state, log_predictions=args.log_predictions, max_body_bytes=args.max_body_bytes,
+                     max_rows=args.max_rows)
     server = uvicorn.Server(uvicorn.Config(app, host=args.host, port=args.port, log_level="warning",
                                            access_log=False, timeout_graceful_shutdown=5,
                                            # longer than a proxy's idle keep-alive (the router's is 30 s): a

@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pytest
 
+from leanops import serve
 from leanops.serve import model_digest
 
 from ..conftest import free_port, wait_for_http
@@ -57,3 +58,125 @@ def test_serve_process_end_to_end(model_dir: Path, tmp_path: Path) -> None:
         proc.send_signal(signal.SIGTERM)
         code = proc.wait(timeout=30)
     assert code in (0, -signal.SIGTERM)  # uvicorn shuts down gracefully, then re-raises the signal
+
+
+# ---------------------------------------------------------------------------- limits (issue 13, path 7)
+
+
+def _peak_rss_mb(pid: int) -> float:
+    """The process's peak resident memory (VmHWM) in MB."""
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024
+    raise AssertionError(f"no VmHWM in /proc/{pid}/status")
+
+
+def _post(base: str, body: bytes) -> tuple[int, dict]:  # type: ignore[type-arg]
+    req = urllib.request.Request(f"{base}/predict", data=body, headers={"Content-Type": "application/json"})
+    try:
+        with urllib.request.urlopen(req, timeout=60) as resp:
+            return resp.status, json.loads(resp.read())
+    except urllib.error.HTTPError as err:
+        return err.code, json.loads(err.read())
+
+
+def test_oversized_bodies_are_refused_before_rows_are_built_and_probes_answer_meanwhile(
+        model_dir: Path, tmp_path: Path) -> None:
+    """Issue 13, path 7: a 2 MB columnar body that would expand to a million rows is a 422 in one line, the
+    server's peak memory stays within a few tens of MB of its resting peak, and /health answers throughout;
+    a body over the byte limit is a 413 (declared or chunked), and the server serves normally afterwards."""
+    import http.client
+    import threading
+    import time
+
+    port = free_port()
+    env = dict(os.environ, LEANOPS_MODEL_DIR=str(model_dir), LEANOPS_MODEL_SHA256=model_digest(model_dir),
+               LEANOPS_PORT=str(port))
+    proc = subprocess.Popen([sys.executable, "-m", "leanops", "serve"], env=env, stdout=subprocess.DEVNULL,
+                            stderr=subprocess.PIPE, text=True)
+    base = f"http://127.0.0.1:{port}"
+    try:
+        assert wait_for_http(f"{base}/ready", alive=lambda: proc.poll() is None, timeout=90), "not ready"
+        records = json.loads(churn_rows(25).to_json(orient="records"))
+        assert _post(base, json.dumps({"records": records}).encode())[0] == 200  # warm: pandas, the model
+        resting = _peak_rss_mb(proc.pid)
+
+        million = b'{"columns": {"tenure_months": [' + b",".join([b"1"] * 1_000_000) + b"]}}"
+        assert 1.9e6 < len(million) < 2.1e6
+        answers: list[tuple[int, dict]] = []  # type: ignore[type-arg]
+        done = threading.Event()
+
+        def attack() -> None:
+            try:
+                for _ in range(4):
+                    answers.append(_post(base, million))
+            finally:
+                done.set()
+
+        attacker = threading.Thread(target=attack)
+        attacker.start()
+        health: list[float] = []
+        while not done.is_set():
+            t0 = time.monotonic()
+            with urllib.request.urlopen(f"{base}/health", timeout=10) as resp:
+                assert resp.status == 200
+            health.append(time.monotonic() - t0)
+            time.sleep(0.02)
+        attacker.join(60)
+        peak = _peak_rss_mb(proc.pid)
+
+        assert [code for code, _ in answers] == [422] * 4, answers
+        assert answers[0][1] == {"detail": [{"field": "records", "error": "1000000 rows; at most 10000 per request"}]}
+        assert peak - resting < 60, f"peak memory rose by {peak - resting:.0f} MB ({resting:.0f} -> {peak:.0f} MB)"
+        assert health and max(health) < 1.0, f"/health took up to {max(health):.2f}s over {len(health)} probes"
+
+        over = b'{"records": [' + b" " * (serve.MAX_BODY_BYTES) + b"]}"
+        code, detail = _post(base, over)
+        error = f"{len(over)} bytes; at most {serve.MAX_BODY_BYTES} per request"
+        assert code == 413 and detail == {"detail": [{"field": "body", "error": error}]}
+        conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)  # chunked: no Content-Length to trust
+        conn.request("POST", "/predict", body=iter([over[i:i + 65536] for i in range(0, len(over), 65536)]),
+                     headers={"Content-Type": "application/json"}, encode_chunked=True)
+        res = conn.getresponse()
+        assert res.status == 413 and "at most" in json.loads(res.read())["detail"][0]["error"]
+        conn.close()
+        assert _post(base, json.dumps({"records": records}).encode())[0] == 200
+        assert proc.poll() is None
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        proc.wait(timeout=30)
+
+
+def test_parsing_runs_off_the_event_loop(model_dir: Path) -> None:
+    """With the row limit raised so that one request takes seconds to parse and validate (300,000 rows), /health
+    keeps answering at once while it runs: parsing and validation happen in a worker thread."""
+    import threading
+    import time
+
+    port = free_port()
+    env = dict(os.environ, LEANOPS_MODEL_DIR=str(model_dir), LEANOPS_MODEL_SHA256=model_digest(model_dir),
+               LEANOPS_PORT=str(port), LEANOPS_MAX_ROWS="300000")
+    proc = subprocess.Popen([sys.executable, "-m", "leanops", "serve"], env=env, stdout=subprocess.DEVNULL,
+                            stderr=subprocess.PIPE, text=True)
+    base = f"http://127.0.0.1:{port}"
+    try:
+        assert wait_for_http(f"{base}/ready", alive=lambda: proc.poll() is None, timeout=90), "not ready"
+        slow = b'{"columns": {"tenure_months": [' + b",".join([b"1"] * 300_000) + b"]}}"
+        answer: list[int] = []
+        thread = threading.Thread(target=lambda: answer.append(_post(base, slow)[0]))
+        t_start = time.monotonic()
+        thread.start()
+        health: list[float] = []
+        while thread.is_alive():
+            t0 = time.monotonic()
+            with urllib.request.urlopen(f"{base}/health", timeout=30) as resp:
+                assert resp.status == 200
+            health.append(time.monotonic() - t0)
+            time.sleep(0.02)
+        took = time.monotonic() - t_start
+        assert answer == [422]  # every other column is missing
+        assert max(health) < 0.5, f"/health took up to {max(health):.2f}s while one request was parsed ({took:.1f}s)"
+        assert took > 0.5 and len(health) >= 5, f"the request took {took:.2f}s, {len(health)} probes: too fast to tell"
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        proc.wait(timeout=30)

@@ -230,3 +230,48 @@ def test_probes_and_metrics_answer_while_every_worker_thread_predicts(model_dir:
             release.set()
             for t in busy:
                 t.join(60)
+
+
+# ---------------------------------------------------------------------------- limits and exposure (issue 13)
+
+
+def test_row_count_is_checked_before_rows_are_built_in_every_form() -> None:
+    big = 10_001
+    for body in ({"columns": {"a": [0] * big}}, {"inputs": {"a": [0] * big, "b": [1] * big}},
+                 {"dataframe_split": {"columns": ["a"], "data": [[0]] * big}},
+                 {"records": [{"a": 0}] * big}, [{"a": 0}] * big):
+        with pytest.raises(serve.InvalidInput) as err:
+            serve.to_records(body)
+        assert err.value.problems == [{"field": "records", "error": "10001 rows; at most 10000 per request"}]
+    with pytest.raises(serve.InvalidInput, match="6 rows; at most 5 per request"):
+        serve.to_records({"columns": {"a": [0] * 6}}, max_rows=5)
+    assert len(serve.to_records({"columns": {"a": [0] * 5}}, max_rows=5)) == 5
+
+
+def test_body_over_the_limit_is_a_413_in_one_line(state: serve.ModelState) -> None:
+    from fastapi.testclient import TestClient
+
+    records = json.loads(churn_rows(3).to_json(orient="records"))
+    body = json.dumps({"records": records}).encode()
+    with TestClient(serve.create_app(state, max_body_bytes=len(body) - 1)) as c:
+        res = c.post("/predict", content=body, headers={"content-type": "application/json"})
+        assert res.status_code == 413
+        assert res.json() == {"detail": [{"field": "body",
+                                          "error": f"{len(body)} bytes; at most {len(body) - 1} per request"}]}
+        chunked = c.post("/predict", content=iter([body[:10], body[10:]]), headers={"content-type": "application/json"})
+        assert chunked.status_code == 413 and "at most" in chunked.json()["detail"][0]["error"]
+    with TestClient(serve.create_app(state, max_body_bytes=len(body))) as c:
+        assert c.post("/predict", content=body, headers={"content-type": "application/json"}).status_code == 200
+
+
+def test_no_openapi_schema_and_no_exception_text_on_ready(model_dir: Path) -> None:
+    from fastapi.testclient import TestClient
+
+    state = serve.ModelState(model_dir=model_dir, columns=serve.read_signature(model_dir),
+                             error="OSError: /secret/path/model.pkl: permission denied")
+    with TestClient(serve.create_app(state)) as c:
+        for path in ("/openapi.json", "/docs", "/redoc", "/docs/oauth2-redirect"):
+            assert c.get(path).status_code == 404, path
+        res = c.get("/ready")
+        assert res.status_code == 503 and res.json() == {"status": "loading"}
+        assert "secret" not in res.text

@@ -7,6 +7,7 @@ import re
 import shutil
 import subprocess
 import sys
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
@@ -226,3 +227,419 @@ def test_example_and_template_configs_match_the_schema() -> None:
         [_tool("check-jsonschema"), "--schemafile", str(schema), *configs], capture_output=True, text=True
     )
     assert res.returncode == 0, res.stdout + res.stderr
+
+
+# ---------------------------------------------------------------------------- trust boundaries (issue 13)
+# A small evaluator of GitHub's expressions with a third value, UNKNOWN (a job output the test cannot know, a
+# secret's value): a job whose `if:` is UNKNOWN counts as running. It follows the adopter's caller workflow
+# (templates/workflows) through every reusable workflow of the kit and records, per job that runs, which of the
+# adopter's secrets reach it, its environment and whether it restores a cache.
+
+WRITE_SECRETS = {"MLFLOW_TRACKING_USERNAME", "MLFLOW_TRACKING_PASSWORD", "MLFLOW_TRACKING_TOKEN",
+                 "REGISTRY_PASSWORD", "DOCKER_HOST", "KUBECONFIG_DATA"}
+READ_SECRETS = {"MLFLOW_READ_USERNAME", "MLFLOW_READ_PASSWORD", "MLFLOW_READ_TOKEN"}
+
+
+class _Unknown:
+    def __repr__(self) -> str:
+        return "UNKNOWN"
+
+
+UNKNOWN = _Unknown()
+
+
+@dataclass(frozen=True)
+class Secret:
+    """The value of secrets.X: which of the adopter's secrets it is (a set, through every mapping)."""
+
+    names: frozenset[str]
+
+
+_TOKEN = re.compile(r"\s*(?:(?P<str>'(?:[^']|'')*')|(?P<num>\d+(?:\.\d+)?)|(?P<op>&&|\|\||==|!=|<=|>=|[!<>()\[\],.])"
+                    r"|(?P<id>[A-Za-z_][A-Za-z0-9_-]*))")
+
+
+def _tokens(text: str) -> list[tuple[str, str]]:
+    out, pos = [], 0
+    text = text.strip()
+    while pos < len(text):
+        m = _TOKEN.match(text, pos)
+        assert m and m.end() > pos, f"cannot read expression at {text[pos:]!r}"
+        kind = m.lastgroup or ""
+        out.append((kind, m.group(kind)))
+        pos = m.end()
+        while pos < len(text) and text[pos].isspace():
+            pos += 1
+    return out
+
+
+def _truthy(v: object) -> object:
+    if v is UNKNOWN or isinstance(v, Secret):
+        return UNKNOWN
+    return bool(v) and v != 0
+
+
+class _Expr:
+    def __init__(self, text: str, ctx: dict) -> None:
+        self.toks, self.i, self.ctx = _tokens(text), 0, ctx
+
+    def peek(self) -> str:
+        return self.toks[self.i][1] if self.i < len(self.toks) else ""
+
+    def take(self) -> tuple[str, str]:
+        self.i += 1
+        return self.toks[self.i - 1]
+
+    def parse(self) -> object:
+        v = self.or_()
+        assert self.i == len(self.toks), f"trailing tokens in {self.toks}"
+        return v
+
+    def or_(self) -> object:
+        v = self.and_()
+        while self.peek() == "||":
+            self.take()
+            w = self.and_()
+            t = _truthy(v)
+            v = v if t is True else (w if t is False else (w if _truthy(w) is True else UNKNOWN))
+        return v
+
+    def and_(self) -> object:
+        v = self.unary()
+        while self.peek() == "&&":
+            self.take()
+            w = self.unary()
+            t = _truthy(v)
+            v = v if t is False else (w if t is True else (w if _truthy(w) is False else UNKNOWN))
+        return v
+
+    def unary(self) -> object:
+        if self.peek() == "!":
+            self.take()
+            t = _truthy(self.unary())
+            return UNKNOWN if t is UNKNOWN else not t
+        return self.cmp()
+
+    def cmp(self) -> object:
+        v = self.primary()
+        if self.peek() in ("==", "!=", "<", ">", "<=", ">="):
+            op = self.take()[1]
+            w = self.primary()
+            if any(x is UNKNOWN or isinstance(x, Secret) for x in (v, w)):
+                return UNKNOWN
+            a, b = (x.lower() if isinstance(x, str) else x for x in (v, w))
+            return {"==": a == b, "!=": a != b}.get(op, UNKNOWN)
+        return v
+
+    def primary(self) -> object:
+        kind, tok = self.take()
+        if kind == "str":
+            return tok[1:-1].replace("''", "'")
+        if kind == "num":
+            return float(tok)
+        if tok == "(":
+            v = self.or_()
+            assert self.take()[1] == ")"
+            return v
+        assert kind == "id", tok
+        if tok in ("true", "false"):
+            return tok == "true"
+        if tok == "null":
+            return None
+        if self.peek() == "(":
+            self.take()
+            args = []
+            while self.peek() != ")":
+                args.append(self.or_())
+                if self.peek() == ",":
+                    self.take()
+            self.take()
+            return self.call(tok, args)
+        v = self.ctx.get(tok, UNKNOWN)
+        while self.peek() in (".", "["):
+            if self.take()[1] == ".":
+                key = self.take()[1]
+            else:
+                key = self.or_()
+                self.take()
+            if isinstance(v, dict):
+                v = v.get(key, UNKNOWN if v.get("__open__") else "")
+            elif not isinstance(v, Secret):
+                v = UNKNOWN
+        return v
+
+    def call(self, name: str, args: list) -> object:
+        if name in ("always", "success"):
+            return True
+        if name in ("cancelled", "failure"):
+            return False
+        if any(a is UNKNOWN or isinstance(a, Secret) for a in args):
+            return UNKNOWN
+        if name == "startsWith":
+            return str(args[0]).lower().startswith(str(args[1]).lower())
+        if name == "format":
+            return re.sub(r"\{(\d+)\}", lambda m: str(args[int(m.group(1)) + 1]), str(args[0]))
+        return UNKNOWN  # fromJSON, toJSON, contains...: not needed for the decisions tested here
+
+
+def evaluate(value: object, ctx: dict) -> object:
+    """A YAML value: expressions inside ${{ }} evaluated; a string mixing text and secrets is their union."""
+    if not isinstance(value, str) or "${{" not in value:
+        return value
+    parts = re.split(r"\$\{\{(.*?)\}\}", value, flags=re.S)
+    if len(parts) == 3 and not parts[0].strip() and not parts[2].strip():
+        return _Expr(parts[1], ctx).parse()
+    values = [_Expr(p, ctx).parse() for p in parts[1::2]]
+    secrets_ = frozenset().union(*(v.names for v in values if isinstance(v, Secret)))
+    if secrets_:
+        return Secret(secrets_)
+    return UNKNOWN if any(v is UNKNOWN for v in values) else "".join(
+        str(x) if i % 2 == 0 else str(values[i // 2]) for i, x in enumerate(parts))
+
+
+@dataclass
+class JobRun:
+    workflow: str
+    job: str
+    secrets: set[str]          # the adopter's secrets this job's steps or called actions receive
+    env_names: set[str]        # environment variables set in the job (job env and step env)
+    environment: object        # the evaluated environment name ("" for none)
+    restores_cache: bool
+    write_permissions: bool
+
+
+def _kit_file(uses: str) -> Path | None:
+    m = re.match(r"leanops/leanops(?P<path>/[^@]+)?@", uses)
+    if not m:
+        return None
+    path = (m.group("path") or "").lstrip("/")
+    return ROOT / path if path.endswith((".yml", ".yaml")) else ROOT / path / "action.yml"
+
+
+def action_restores_cache(path: Path, with_: dict) -> bool:
+    """Does the composite action at `path`, given these inputs, restore an actions/cache entry?"""
+    doc = yaml.safe_load(path.read_text())
+    inputs = {k: (with_[k] if k in with_ else str((spec or {}).get("default", "")))
+              for k, spec in (doc.get("inputs") or {}).items()}
+    inputs = {k: ("true" if v is True else "false" if v is False else v) for k, v in inputs.items()}
+    ctx = {"inputs": inputs, "steps": {"__open__": True}, "github": {"__open__": True}, "runner": {"__open__": True}}
+    for st in (doc.get("runs") or {}).get("steps") or []:
+        cond = evaluate("${{ " + str(st["if"]) + " }}", ctx) if "if" in st else True
+        if _truthy(cond) is False:
+            continue
+        uses = str(st.get("uses", ""))
+        if uses.startswith(("actions/cache@", "actions/cache/restore@")):
+            return True
+        kit = _kit_file(uses)
+        if kit is not None:
+            sub = {k: evaluate(v, ctx) for k, v in (st.get("with") or {}).items()}
+            sub = {k: ("true" if v is True else "false" if v is False else v) for k, v in sub.items()}
+            if action_restores_cache(kit, {k: v for k, v in sub.items() if v is not UNKNOWN} | {
+                    k: "true" for k, v in sub.items() if v is UNKNOWN}):
+                return True
+    return False
+
+
+def _has_write(perms: object) -> bool:
+    if isinstance(perms, str):
+        return perms == "write-all"
+    return any(v == "write" for v in (perms or {}).values())
+
+
+def walk(path: Path, *, event: str, ref: str, inputs: dict, secrets_map: dict[str, frozenset[str]],
+         outputs: dict[str, dict[str, str]], runs: list[JobRun], name: str = "") -> None:
+    """Every job of the workflow at `path` that can run for this event, recursing into reusable workflows."""
+    doc = yaml.safe_load(path.read_text())
+    name = name or path.name
+    on = doc.get(True) or doc.get("on") or {}
+    call = (on.get("workflow_call") or {}) if isinstance(on, dict) else {}
+    full_inputs = {k: (inputs[k] if k in inputs else (spec or {}).get("default", ""))
+                   for k, spec in (call.get("inputs") or {}).items()}
+    github = {"event_name": event, "ref": ref, "ref_name": ref.rsplit("/", 1)[-1], "token": Secret(frozenset()),
+              "repository": "acme/churn", "event": {"repository": {"default_branch": "main"}, "__open__": True},
+              "__open__": True}
+    secrets_ctx = {k: Secret(v) for k, v in secrets_map.items()}
+    ran: dict[str, object] = {}
+    pending = dict(doc["jobs"])
+    while pending:
+        for job_id, job in list(pending.items()):
+            needs = job.get("needs") or []
+            needs = [needs] if isinstance(needs, str) else needs
+            if any(n in pending for n in needs):
+                continue
+            del pending[job_id]
+            needs_ctx = {n: {"result": "success" if ran[n] is True else ("skipped" if ran[n] is False else UNKNOWN),
+                             "outputs": {**{"__open__": True}, **outputs.get(f"{name}:{n}", {})}} for n in needs}
+            for n in needs:
+                if f"{name}:{n}" in outputs:
+                    needs_ctx[n]["outputs"].pop("__open__", None)
+            ctx = {"github": github, "inputs": full_inputs, "secrets": secrets_ctx, "needs": needs_ctx,
+                   "matrix": {"__open__": True}, "strategy": {"__open__": True}, "steps": {"__open__": True},
+                   "runner": {"__open__": True}, "vars": {"__open__": True}, "env": {"__open__": True}}
+            cond_text = str(job.get("if", "success()"))
+            cond = _truthy(evaluate(cond_text if "${{" in cond_text else "${{ " + cond_text + " }}", ctx))
+            status_free = re.search(r"always\(\)|cancelled\(\)", cond_text)
+            if not status_free and any(ran[n] is False for n in needs):
+                cond = False
+            ran[job_id] = cond
+            if cond is False:
+                continue
+            if isinstance(job.get("uses"), str):
+                callee = _kit_file(job["uses"])
+                assert callee is not None, f"{name}: {job_id} calls {job['uses']}, not the kit"
+                with_ = {k: evaluate(v, ctx) for k, v in (job.get("with") or {}).items()}
+                sub_secrets = {}
+                for k, v in (job.get("secrets") or {}).items():
+                    got = evaluate(v, ctx)
+                    sub_secrets[k] = got.names if isinstance(got, Secret) else frozenset()
+                walk(callee, event=event, ref=ref, inputs=with_, secrets_map=sub_secrets, outputs=outputs,
+                     runs=runs, name=callee.name)
+                continue
+            got: set[str] = set()
+            env_names: set[str] = set(job.get("env") or {})
+            restores = False
+            values = [*(job.get("env") or {}).values()]
+            for st in job.get("steps") or []:
+                scond = _truthy(evaluate("${{ " + str(st["if"]).replace("${{", "").replace("}}", "") + " }}", ctx)
+                                ) if "if" in st else True
+                if scond is False:
+                    continue
+                env_names |= set(st.get("env") or {})
+                values += [*(st.get("env") or {}).values(), *(st.get("with") or {}).values()]
+                uses = str(st.get("uses", ""))
+                if uses.startswith(("actions/cache@", "actions/cache/restore@")):
+                    restores = True
+                kit = _kit_file(uses)
+                if kit is not None:
+                    with_ = {k: evaluate(v, ctx) for k, v in (st.get("with") or {}).items()}
+                    with_ = {k: ("true" if v is True else "false" if v is False else ("true" if v is UNKNOWN else v))
+                             for k, v in with_.items()}
+                    restores = restores or action_restores_cache(kit, with_)
+            for v in values:
+                val = evaluate(v, ctx)
+                if isinstance(val, Secret):
+                    got |= val.names
+            runs.append(JobRun(name, job_id, got, env_names, evaluate(job.get("environment", ""), ctx), restores,
+                               _has_write(job.get("permissions"))))
+
+
+def pipeline_runs(event: str, ref: str, plan: dict[str, str], template: str = "ml-pipeline.yml") -> list[JobRun]:
+    """The adopter's caller (the template, as `leanops init` writes it) through the kit, for one event."""
+    doc = yaml.safe_load((ROOT / "templates/workflows" / template).read_text())
+    runs: list[JobRun] = []
+    outputs = {"ml-pipeline.yml:plan": plan}
+    for job in doc["jobs"].values():
+        if not isinstance(job.get("uses"), str):
+            continue
+        callee = _kit_file(job["uses"])
+        assert callee is not None
+        ctx = {"github": {"event_name": event, "ref": ref, "__open__": True}, "secrets": {}, "vars": {"__open__": True},
+               "inputs": {"__open__": True}}
+        with_ = {k: evaluate(v, ctx) for k, v in (job.get("with") or {}).items()}
+        secrets_map = {}
+        for k, v in (job.get("secrets") or {}).items():
+            m = re.fullmatch(r"\$\{\{\s*secrets\.([A-Za-z0-9_]+)\s*\}\}", str(v).strip())
+            secrets_map[k] = frozenset({m.group(1)}) if m else frozenset()
+        walk(callee, event=event, ref=ref, inputs=with_, secrets_map=secrets_map, outputs=outputs, runs=runs)
+    return runs
+
+
+PR_PLAN = {"trusted": "false", "tracking": "embedded", "deploy": "false"}
+MAIN_PLAN = {"trusted": "true", "tracking": "server", "deploy": "true"}
+
+
+def test_the_evaluator_reads_what_the_workflows_write() -> None:
+    ctx = {"github": {"event_name": "pull_request", "ref": "refs/pull/1/merge", "event": {
+        "repository": {"default_branch": "main"}}}, "inputs": {"environment": "production"}, "needs": {}}
+    assert evaluate("${{ github.event_name != 'pull_request' && inputs.environment || '' }}", ctx) == ""
+    assert evaluate("${{ github.ref == format('refs/heads/{0}', github.event.repository.default_branch) }}",
+                    ctx) is False
+    assert evaluate("${{ !(github.event_name == 'pull_request') || startsWith(github.ref, 'refs/pull/') }}",
+                    ctx) is True
+    assert evaluate("${{ needs.x.outputs.y == 'true' }}", {"needs": {"x": {"outputs": {"__open__": True}}}}) is UNKNOWN
+
+
+def test_pull_request_jobs_receive_no_write_credential() -> None:
+    """On pull_request, from the adopter's caller through every reusable workflow: no job that can run receives
+    a credential that can write (the tracking server's, the registry's, the deploy target's)."""
+    for template in ("ml-pipeline.yml", "train-with-cache.yml", "gate-metrics.yml", "data-validate.yml"):
+        runs = pipeline_runs("pull_request", "refs/pull/7/merge", PR_PLAN, template)
+        assert runs, template
+        for r in runs:
+            assert not (r.secrets & WRITE_SECRETS), f"{template}: {r.workflow} job {r.job} receives {r.secrets}"
+            assert r.environment in ("", None), f"{template}: {r.workflow} job {r.job} names {r.environment!r}"
+
+
+def test_pull_request_training_gets_no_mlflow_variable_and_the_gate_reads_with_the_read_credential() -> None:
+    runs = pipeline_runs("pull_request", "refs/pull/7/merge", PR_PLAN)
+    train = [r for r in runs if r.workflow == "train-with-cache.yml" and r.job.startswith("train")]
+    assert [r.job for r in train] == ["train"]
+    for r in train:
+        assert not r.secrets, r
+        assert not {n for n in r.env_names if n.startswith("MLFLOW_TRACKING")}, r
+    gate = [r for r in runs if r.workflow == "gate-metrics.yml" and r.job == "gate"]
+    assert len(gate) == 1 and gate[0].secrets & READ_SECRETS == READ_SECRETS
+    assert not gate[0].secrets & WRITE_SECRETS
+    gate_step = yaml.safe_load((ROOT / ".github/workflows/gate-metrics.yml").read_text())["jobs"]["gate"]["steps"]
+    env = next(st["env"] for st in gate_step if st.get("id") == "gate")
+    assert env["MLFLOW_TRACKING_USERNAME"] == "${{ secrets.MLFLOW_READ_USERNAME }}"
+    assert env["MLFLOW_TRACKING_PASSWORD"] == "${{ secrets.MLFLOW_READ_PASSWORD }}"
+    assert env["MLFLOW_TRACKING_TOKEN"] == "${{ secrets.MLFLOW_READ_TOKEN }}"
+
+
+def test_on_trusted_refs_write_credentials_reach_only_jobs_in_the_environment() -> None:
+    """A push to the default branch: the jobs that write (training, select, image, canary, release) run in the
+    environment named by the `environment` input (default production), and only they receive write credentials."""
+    runs = pipeline_runs("push", "refs/heads/main", MAIN_PLAN)
+    in_env = {(r.workflow, r.job) for r in runs if r.environment == "production"}
+    assert {("train-with-cache.yml", "train-trusted"), ("train-with-cache.yml", "select-trusted"),
+            ("build-push-image.yml", "image"), ("canary-deploy.yml", "deploy"), ("ml-pipeline.yml", "release")
+            } <= in_env, in_env
+    writers = {(r.workflow, r.job) for r in runs if r.secrets & WRITE_SECRETS}
+    assert {("train-with-cache.yml", "train-trusted"), ("canary-deploy.yml", "deploy"),
+            ("ml-pipeline.yml", "release")} <= writers <= in_env, writers
+    release = next(r for r in runs if r.job == "release")
+    canary = next(r for r in runs if r.workflow == "canary-deploy.yml")
+    assert release.environment == canary.environment == "production"
+    # a tag: the same jobs, once the plan job has found its commit on the default branch
+    tag = pipeline_runs("push", "refs/tags/v1.2.0", MAIN_PLAN)
+    assert {(r.workflow, r.job) for r in tag if r.environment == "production"} == in_env
+    # and a branch other than the default one trains like a pull request
+    other = pipeline_runs("push", "refs/heads/feature", PR_PLAN)
+    assert not [r for r in other if r.secrets & WRITE_SECRETS or r.environment not in ("", None)]
+
+
+def _jobs_with_credentials() -> list[tuple[str, str, dict]]:
+    out = []
+    for path in sorted((ROOT / ".github/workflows").glob("*.yml")):
+        for job_id, job in yaml.safe_load(path.read_text())["jobs"].items():
+            if "steps" not in job:
+                continue
+            text = yaml.safe_dump(job)
+            if _has_write(job.get("permissions")) or "secrets." in text or "github.token" in text:
+                out.append((path.name, job_id, job))
+    return out
+
+
+def test_jobs_with_a_write_permission_or_a_secret_restore_no_cache() -> None:
+    """Every job of every workflow that holds a write permission, a secret or the job token restores no cache
+    (a cache entry is written by jobs an attacker's code may run in). A `cache` input given by an expression
+    counts as true."""
+    found = _jobs_with_credentials()
+    assert len(found) >= 10, found
+    for wf, job_id, job in found:
+        ctx = {"inputs": {"__open__": True}, "steps": {"__open__": True}, "secrets": {"__open__": True},
+               "github": {"__open__": True}, "needs": {"__open__": True}, "matrix": {"__open__": True},
+               "runner": {"__open__": True}, "strategy": {"__open__": True}}
+        for st in job["steps"]:
+            uses = str(st.get("uses", ""))
+            assert not uses.startswith(("actions/cache@", "actions/cache/restore@")), f"{wf} job {job_id}: {uses}"
+            kit = _kit_file(uses)
+            if kit is None:
+                continue
+            with_ = {}
+            for k, v in (st.get("with") or {}).items():
+                val = evaluate(v, ctx)
+                val = "true" if val is True else "false" if val is False else val
+                with_[k] = "true" if (val is UNKNOWN or isinstance(val, Secret)) and k == "cache" else val
+            assert not action_restores_cache(kit, with_), f"{wf} job {job_id} restores a cache through {uses}"

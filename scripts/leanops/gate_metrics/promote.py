@@ -86,7 +86,7 @@ def metrics_to_record(s: Settings, uri: str, target: tracking.VersionDetail, rol
     metrics = version_metrics(uri, target)
     if rollback:
         return metrics
-    from . import fairness_of, predictions_path, read_table
+    from .gate import fairness_of, predictions_path, read_table
 
     s.model_version = target.info.version
     side = candidate(s)
@@ -161,7 +161,7 @@ def _alias_version(uri: str, s: Settings, alias: str) -> str:
 
 def _log_predictions(s: Settings, uri: str, client: Any, target: tracking.VersionDetail) -> str:
     """Log the per-example predictions to the version's run; returns the artifact path ("" when none)."""
-    from . import predictions_path
+    from .gate import predictions_path
 
     path, _ = predictions_path(s)
     if path is None or not path.is_file() or not target.info.run_id:

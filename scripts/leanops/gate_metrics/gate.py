@@ -1,0 +1,165 @@
+"""The gate: the candidate and the champion measured, bootstrap intervals and fairness computed, gates judged.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from pathlib import Path
+from typing import Any
+
+from .. import gh
+from ..errors import BadInput
+from . import report
+from .gates import DP_RATIO, EO_DIFF, LATENCY_BATCH, LATENCY_SINGLE, Gate, check_known, evaluate, parse_gates, passed
+from .report import annotation_path
+from .sources import Settings, Side
+
+SECTION = "gate-metrics"
+
+
+def predictions_path(s: Settings) -> tuple[Path | None, str]:
+    name = s.bootstrap.get("predictions")
+    return (s.root / str(name), str(name)) if name else (None, "")
+
+
+def read_table(s: Settings, path: Path, shown: str) -> Any:
+    from .bootstrap import read_predictions
+
+    b = s.bootstrap
+    return read_predictions(path, shown=shown, id_column=b.get("id-column"), label=b.get("label-column", "y_true"),
+                            prediction=b.get("prediction-column", "y_pred"), score=b.get("score-column", "y_score"))
+
+
+def latency_rows(s: Settings) -> tuple[Path | None, str]:
+    """The evaluation rows: latency.data, else the CSV/Parquet input of the stage writing the predictions."""
+    lat = s.section.get("latency") or {}
+    if lat.get("data"):
+        return s.root / str(lat["data"]), str(lat["data"])
+    _, predictions = predictions_path(s)
+    if not predictions:
+        return None, ""
+    from .sources import dvc_entries
+
+    stages = {stage for path, stage in dvc_entries(s.root, "outs") + dvc_entries(s.root, "metrics")
+              if os.path.normpath(path) == os.path.normpath(predictions)}
+    for path, stage in dvc_entries(s.root, "deps"):
+        if stage in stages and path.endswith((".csv", ".parquet")) and os.path.normpath(path) != predictions:
+            return s.root / path, path
+    return None, ""
+
+
+def measure_latency(s: Settings, cand: Side, notes: list[str]) -> dict[str, float]:
+    """p95 latencies of the candidate on the evaluation rows; {} (and a warning) when the rows are missing."""
+    from . import measure
+
+    path, shown = latency_rows(s)
+    if path is None or not path.is_file():
+        why = f"the evaluation rows {shown} are not in the workspace" if shown else "no evaluation rows"
+        notes.append(f"latency not measured: {why} (set gate-metrics.latency.data; in a separate job, `dvc pull` "
+                     "them or run the gate in the training job)")
+        gh.warning(notes[-1], file=annotation_path(s.file), line=s.line("latency"), title="leanops gate-metrics")
+        return {}
+    lat = s.section.get("latency") or {}
+    rows = measure.read_rows(path, shown, list(lat.get("exclude-columns") or []))
+    model_uri = f"models:/{s.model_name}/{cand.version}" if cand.version else ""
+    model_path = (s.cfg.data.get("model") or {}).get("path")
+    with gh.group("latency"):
+        predict, what = measure.load_model(model_uri, s.tracking_uri() if model_uri else "",
+                                           s.root / model_path if model_path else None)
+        found = measure.latency(predict, rows, lat)
+    notes.append(f"latency: p95 of {what}'s predict on {shown} ({len(rows)} rows): "
+                 f"{found[LATENCY_SINGLE]:.2f} ms for one row, {found[LATENCY_BATCH]:.2f} ms for "
+                 f"{int(lat.get('batch-size') or 256)} rows; measured in-process on this runner")
+    return found
+
+
+def gate(s: Settings) -> int:
+    from . import sources
+
+    start = time.monotonic()
+    gates = parse_gates(s.section, s.cfg)
+    if not gates:
+        raise BadInput("gate-metrics.gates: no gates; expected at least one metric, e.g. gates: {roc_auc: {min: 0.7}}",
+                       file=s.file, line=s.cfg.line_of(SECTION))
+    cand = sources.candidate(s)
+    champ, history = sources.champion(s)
+    notes: list[str] = []
+    computed: set[str] = set()
+
+    # per-example predictions: fairness for both sides, the paired bootstrap between them
+    cand_table = champ_table = None
+    pred_path, pred_shown = predictions_path(s)
+    if pred_path is not None and not pred_path.is_file():
+        fetched = sources.candidate_predictions(s, cand, pred_shown)
+        if fetched is not None:
+            pred_path, pred_shown = fetched
+            gh.step(f"candidate predictions: {pred_shown}")
+    if pred_path is not None:
+        if not pred_path.is_file():
+            raise BadInput(f"bootstrap.predictions: {pred_shown} not found; expected the candidate's per-example "
+                           "predictions", file=s.file, line=s.line("bootstrap", "predictions"))
+        cand_table = read_table(s, pred_path, pred_shown)
+    if champ is not None and champ.predictions is not None:
+        if not champ.predictions.is_file():
+            raise BadInput(f"bootstrap.champion-predictions: {champ.predictions_shown} not found", file=s.file,
+                           line=s.line("bootstrap", "champion-predictions"))
+        champ_table = read_table(s, champ.predictions, champ.predictions_shown)
+
+    column = (s.section.get("fairness") or {}).get("sensitive-column")
+    if column:
+        computed |= {DP_RATIO, EO_DIFF}
+        fairness_of(cand, cand_table, column, notes)
+        if champ is not None:
+            fairness_of(champ, champ_table, column, [])
+    if any(g.metric in (LATENCY_SINGLE, LATENCY_BATCH) for g in gates):
+        computed |= {LATENCY_SINGLE, LATENCY_BATCH}
+        cand.metrics.update(measure_latency(s, cand, notes))
+
+    known = set(champ.metrics if champ else {}) | computed | {k for p in history for k in p.metrics}
+    check_known(gates, cand.metrics, known, s.cfg)
+    intervals = bootstrap_intervals(s, gates, cand_table, champ, champ_table, notes)
+    verdicts = evaluate(gates, cand.metrics, champ.metrics if champ else None, intervals)
+    result = report.Result(passed(verdicts), verdicts, cand, champ, history, notes, s.champion)
+    report.publish(s, result, time.monotonic() - start)
+    return 0
+
+
+def bootstrap_intervals(s: Settings, gates: list[Gate], cand_table: Any, champ: Side | None, champ_table: Any,
+                        notes: list[str]) -> dict[str, Any]:
+    """The paired bootstrap's intervals when both sides have predictions; a note says what happened."""
+    if champ is None or cand_table is None:
+        return {}
+    if champ_table is None:
+        notes.append("paired bootstrap not run: no champion predictions on the same evaluation set "
+                     f"(champion source {s.champion}); regressions are judged on the point values")
+        return {}
+    from .bootstrap import METRICS, intervals_for
+
+    b = s.bootstrap
+    with gh.group("paired bootstrap"):
+        intervals, why = intervals_for(cand_table, champ_table, [g.metric for g in gates], b)
+    if why:
+        notes.append(f"paired bootstrap skipped: {why}; regressions are judged on the point values")
+        gh.warning(notes[-1], file=annotation_path(s.file), line=s.line("bootstrap"), title="leanops gate-metrics")
+    elif intervals:
+        level = float(b.get("level") or 0.05)
+        notes.append(f"paired bootstrap: {int(b.get('iterations') or 1000)} resamples of the {len(cand_table)} "
+                     f"examples both models were scored on ({cand_table.path} vs {champ.predictions_shown}), "
+                     f"paired by {cand_table.id_name}; a regression beyond the allowance fails only when the "
+                     f"{1 - level:.0%} interval of the difference lies entirely beyond it (intervals for "
+                     f"{', '.join(sorted(intervals))}; computable: {', '.join(sorted(METRICS))})")
+    return intervals
+
+
+def fairness_of(side: Side, table: Any, column: str, notes: list[str]) -> None:
+    """Fairness over ``column`` of one side's predictions, unless its metrics already hold it."""
+    from . import measure
+
+    if table is None:
+        notes.append("fairness not measured: no per-example predictions (set gate-metrics.bootstrap.predictions)")
+        return
+    if column not in table.columns:
+        notes.append(f"fairness not measured: {table.path} has no column {column!r}")
+        return
+    side.metrics.update({k: v for k, v in measure.fairness(table, column).items() if k not in side.metrics})

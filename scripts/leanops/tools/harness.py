@@ -157,13 +157,14 @@ def ensure_registry(home: Path | None = None, *, address: str = REGISTRY, wait: 
 # ---------------------------------------------------------------------------- runner image
 
 
-def runner_recipe() -> str:
-    return json.dumps({"suite": RUNNER_SUITE, "variant": "minbase", "packages": RUNNER_PACKAGES, "v": 1})
+def debootstrap_image_name(repo: str, packages: tuple[str, ...] | list[str]) -> str:
+    """``REPO:SUITE-DIGEST``: the digest of the recipe (suite, variant, packages), so a new recipe builds anew."""
+    recipe = json.dumps({"suite": RUNNER_SUITE, "variant": "minbase", "packages": packages, "v": 1})
+    return f"{repo}:{RUNNER_SUITE}-{hashlib.sha256(recipe.encode()).hexdigest()[:12]}"
 
 
 def runner_image_name() -> str:
-    digest = hashlib.sha256(runner_recipe().encode()).hexdigest()[:12]
-    return f"{RUNNER_REPO}:{RUNNER_SUITE}-{digest}"
+    return debootstrap_image_name(RUNNER_REPO, RUNNER_PACKAGES)
 
 
 def ensure_runner_image() -> str:
@@ -431,13 +432,8 @@ BASE_PACKAGES = ("python3", "python3-venv", "ca-certificates")
 BASE_REPO = "leanops-base"
 
 
-def base_recipe() -> str:
-    return json.dumps({"suite": RUNNER_SUITE, "variant": "minbase", "packages": BASE_PACKAGES, "v": 1})
-
-
 def base_image_name() -> str:
-    digest = hashlib.sha256(base_recipe().encode()).hexdigest()[:12]
-    return f"{BASE_REPO}:{RUNNER_SUITE}-{digest}"
+    return debootstrap_image_name(BASE_REPO, BASE_PACKAGES)
 
 
 def ensure_base_image() -> str:

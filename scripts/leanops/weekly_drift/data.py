@@ -24,7 +24,6 @@ MD5 matches, else taken from the DVC cache, else read with DVC at the run's comm
 from __future__ import annotations
 
 import glob
-import hashlib
 import json
 import os
 import tempfile
@@ -227,14 +226,6 @@ def load(patterns: list[str], role: str, prediction_column: str = "prediction", 
 # ---------------------------------------------------------------------------- the champion's training data
 
 
-def md5_of(path: Path) -> str:
-    h = hashlib.md5()  # noqa: S324 - DVC's content address, not a security control
-    with open(path, "rb") as fh:
-        for chunk in iter(lambda: fh.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
-
-
 def _run_tags(store: Any, run_id: str) -> dict[str, str]:
     if isinstance(store, tracking.RestReader):
         run = store.request("GET", "runs/get", {"run_id": run_id}).get("run") or {}
@@ -282,10 +273,10 @@ def champion_files(cfg: config.Config, root: Path) -> tuple[list[str], str]:
 
 def fetch_version(root: Path, dep: str, md5: str, commit: str) -> str:
     """The file ``dep`` as it was when its MD5 was ``md5``: the work tree, the DVC cache, or DVC at ``commit``."""
-    from ..dvcproject import dvc_cache_dir
+    from ..dvcproject import dvc_cache_dir, md5_file
 
     path = root / dep
-    if path.is_file() and md5_of(path) == md5:
+    if path.is_file() and md5_file(path) == md5:
         gh.step(f"reference {dep}: the work tree holds the champion's version (md5 {md5[:8]})")
         return str(path)
     cache = dvc_cache_dir(root)

@@ -2,7 +2,8 @@
 SHELL := /bin/bash
 UV := .tools/uv/bin/uv
 RUN := $(UV) run --frozen --all-extras
-WORKFLOW_FILES := .github/workflows action.yml $(wildcard actions/*/action.yml)
+# zizmor (regular and pedantic) over the kit and the caller templates adopters copy; no exemption for the kit
+WORKFLOW_FILES := .github/workflows action.yml $(wildcard actions/*/action.yml) $(wildcard templates/workflows/*.yml)
 
 export UV_PYTHON_DOWNLOADS := never
 export DO_NOT_TRACK := 1
@@ -27,6 +28,7 @@ lint: setup
 	$(RUN) mypy
 	$(RUN) actionlint .github/workflows/*.yml
 	$(RUN) zizmor --no-progress $(WORKFLOW_FILES)
+	$(RUN) zizmor --no-progress --pedantic $(WORKFLOW_FILES)
 
 unit: setup
 	$(RUN) pytest -m "not e2e" tests
@@ -41,6 +43,7 @@ test: engine
 	$(RUN) pytest tests
 	$(RUN) actionlint .github/workflows/*.yml
 	$(RUN) zizmor --no-progress $(WORKFLOW_FILES)
+	$(RUN) zizmor --no-progress --pedantic $(WORKFLOW_FILES)
 
 # The whole lifecycle on examples/churn (grows with each capability).
 demo: setup

@@ -322,7 +322,12 @@ class Harness:
     def command(self, run: ActRun, kit_copy: Path) -> list[str]:
         standins = self.standins(kit_copy.parent / "standins")
         cmd = [self.act_binary(), run.event, "-P", f"ubuntu-latest={self.image}", "--pull=false", "--rm"]
-        cmd += ["--local-repository", f"{self.slug}@{run.ref}={kit_copy}"]
+        # The caller names the kit at run.ref; inside, the kit names itself by commit SHA (leanops release): each
+        # of those refs maps to the same snapshot, so the work tree runs whatever the refs say.
+        from .release import find_self_refs
+
+        for ref in sorted({run.ref, *(r.ref for r in find_self_refs(kit_copy, self.slug))}):
+            cmd += ["--local-repository", f"{self.slug}@{ref}={kit_copy}"]
         for action in STOOD_IN:
             sha, _tag = PINS[action]
             cmd += ["--local-repository", f"{action}@{sha}={standins / action.split('/', 1)[1]}"]

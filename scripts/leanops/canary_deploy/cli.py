@@ -28,7 +28,8 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
              default="", choices=["", "docker", "kubernetes"])
     add_flag(p, "--steps", help="WEIGHT:WINDOW_SECONDS,... e.g. 10:60,50:60,100:60 (default: leanops.yml, "
              "else 10:60,50:60,100:60)", default="")
-    add_flag(p, "--router-publish", help="docker: the router's published port, [ADDRESS:]PORT (default 8080)",
+    add_flag(p, "--router-publish", help="docker: the router's published port, [ADDRESS:]PORT; a bare PORT is "
+             "loopback only, every interface only when written (0.0.0.0:8080) (default 127.0.0.1:8080)",
              default="")
     add_flag(p, "--router-base-image", help="docker: BASE_IMAGE of the router image (default debian:bookworm-slim)",
              default="")
@@ -112,7 +113,7 @@ def make_target(args: argparse.Namespace, cfg: config.Config, name: str, kind: s
     from .docker_target import DockerTarget
 
     router = section.get("router") or {}
-    return DockerTarget(name, publish=str(args.router_publish or router.get("publish") or "8080"),
+    return DockerTarget(name, publish=str(args.router_publish or router.get("publish") or "127.0.0.1:8080"),
                         router_base_image=args.router_base_image or router.get("base-image") or "debian:bookworm-slim",
                         router_image=router.get("image", ""), ready_timeout=float(section.get("ready-timeout", 120)))
 

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import hashlib
 import io
+import ipaddress
 import os
 import tarfile
 import time
@@ -92,19 +93,51 @@ def render_conf(backends: list[tuple[str, int]]) -> str:
         f"    listen {PORT};",
         "    client_max_body_size 20m;",
         "    location = /leanops/router/health { return 200 \"ok\\n\"; }",
+        "    # the model servers' metrics and readiness details stay inside the network (leanops reads them in each",
+        "    # container); matched on the normalised path (decoded, slashes merged), so /%6detrics or //ready too",
+        "    location ~ ^/(metrics|ready|openapi\\.json|docs|redoc)(/|$) { return 404; }",
         "    location / {",
         "        proxy_pass http://leanops_model;",
         "        proxy_http_version 1.1;",
         "        proxy_set_header Connection \"\";",
         "        proxy_set_header Host $host;",
         "        proxy_set_header X-Forwarded-For $proxy_add_x_forwarded_for;",
-        "        proxy_next_upstream error timeout non_idempotent;  # a prediction is safe to send again",
+        "        # another backend only when this one could not be reached: nginx resends a POST (a prediction)",
+        "        # only if none of it was sent yet (no non_idempotent); GET /health also after a timeout. One retry.",
+        "        proxy_next_upstream error timeout;",
+        "        proxy_next_upstream_tries 2;",
         "        proxy_connect_timeout 2s;",
         "        proxy_read_timeout 120s;",
         "    }",
         "}",
         "",
     ])
+
+
+LOOPBACK = "127.0.0.1"
+
+
+def publish_binding(publish: str) -> tuple[str, int]:
+    """``[ADDRESS:]PORT`` -> (host address, port) for the router's published port. A bare PORT binds loopback
+    only: a port published on every interface also bypasses host firewalls such as ufw (Docker writes its own
+    iptables rules), so a public bind is only ever what was written, e.g. ``0.0.0.0:8080`` or ``[::]:8080``."""
+    text = str(publish).strip()
+    address, sep, port = text.rpartition(":")
+    if not sep:
+        address = LOOPBACK
+    elif address.startswith("[") and address.endswith("]"):
+        address = address[1:-1]
+    elif ":" in address:
+        address = ""  # an IPv6 address needs its brackets: [::1]:8080
+    try:
+        ipaddress.ip_address(address)
+        number = int(port)
+    except ValueError:
+        number = 0
+    if not 0 < number < 65536 or not port.isdigit():
+        raise BadInput(f"canary-deploy router publish: {text!r} is not [ADDRESS:]PORT; expected e.g. 8080 or "
+                       "127.0.0.1:8080 (loopback, the default) or 0.0.0.0:8080 (every interface, written explicitly)")
+    return address, number
 
 
 def router_recipe_hash(base_image: str) -> str:
@@ -131,10 +164,11 @@ def _one_line(text: str, limit: int = 300) -> str:
 class DockerTarget:
     kind = "docker"
 
-    def __init__(self, name: str, *, publish: str = "8080", router_base_image: str = "debian:bookworm-slim",
+    def __init__(self, name: str, *, publish: str = "127.0.0.1:8080", router_base_image: str = "debian:bookworm-slim",
                  router_image: str = "", ready_timeout: float = 120.0) -> None:
         self.name = name
         self.publish = publish
+        self.binding = publish_binding(publish)  # checked before anything starts
         self.router_base_image = router_base_image
         self.router_image = router_image
         self.ready_timeout = ready_timeout
@@ -403,11 +437,12 @@ class DockerTarget:
         old = self._get(self.router_name)
         if old is not None:
             old.remove(force=True)
-        address, _, port = self.publish.rpartition(":")
-        binding: Any = (address, int(port)) if address else int(port)
+        if not ipaddress.ip_address(self.binding[0]).is_loopback:
+            gh.warning(f"router {self.router_name}: published on {self.publish} (not loopback): anyone who reaches "
+                       "this host on that address can send predictions; put a firewall or a proxy in front")
         router = self.client.containers.create(
             image, name=self.router_name, detach=True, network=self.network, labels={APP_LABEL: self.name},
-            ports={f"{PORT}/tcp": binding}, restart_policy={"Name": "unless-stopped"},
+            ports={f"{PORT}/tcp": self.binding}, restart_policy={"Name": "unless-stopped"},
             volumes={self.volume: {"bind": STATE, "mode": "rw"}},
         )
         router.start()

@@ -55,7 +55,8 @@ def normalized(text: str) -> str:
 def follow(repo: Path, commit: str, path: str, tagged: Path, seen: set[tuple[str, str]]) -> int:
     """Follow every self-reference of `path` at `commit`; each file reached must be the tagged tree's file (up
     to the refs). Returns the depth of the chain."""
-    text = git(repo, "show", f"{commit}:{path}")
+    text = subprocess.run(["git", "-C", str(repo), "show", f"{commit}:{path}"], check=True, capture_output=True,
+                          text=True).stdout
     assert normalized(text) == normalized((tagged / path).read_text()), f"{path}@{commit[:12]} is not the release"
     depth = 0
     for line in text.splitlines():

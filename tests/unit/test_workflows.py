@@ -594,6 +594,10 @@ def test_on_trusted_refs_write_credentials_reach_only_jobs_in_the_environment() 
     writers = {(r.workflow, r.job) for r in runs if r.secrets & WRITE_SECRETS}
     assert {("train-with-cache.yml", "train-trusted"), ("canary-deploy.yml", "deploy"),
             ("ml-pipeline.yml", "release")} <= writers <= in_env, writers
+    # the adopter's DVC stage runs in train-trusted: it holds the tracking server's credential and nothing else
+    train = next(r for r in runs if r.job == "train-trusted")
+    assert train.secrets <= {"MLFLOW_TRACKING_URI", "MLFLOW_TRACKING_USERNAME", "MLFLOW_TRACKING_PASSWORD",
+                             "MLFLOW_TRACKING_TOKEN"} and not train.write_permissions, train
     release = next(r for r in runs if r.job == "release")
     canary = next(r for r in runs if r.workflow == "canary-deploy.yml")
     assert release.environment == canary.environment == "production"

@@ -159,3 +159,23 @@ def test_without_great_expectations_the_rest_is_written(tmp_path: Path, capsys: 
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "the starter suite needs Great Expectations" in err[0]
     assert files_under(tmp_path / "r") == EXPECTED | {"data/raw/churn.csv"}
+
+
+def test_next_steps_keep_write_credentials_in_the_environment(tmp_path: Path) -> None:
+    """init tells the adopter to put the writing MLflow user and the deploy target in the environment the kit's
+    writing jobs name (production, deployment branches main and v* tags), and only the read-only user in the
+    repository's secrets; the caller it writes passes both by name and names the environment."""
+    text = init.next_steps(init.Plan(root=tmp_path, model="m"), has_data=True)
+    assert "environments/production/deployment-branch-policies' -f name=main -f type=branch" in text
+    assert "-f name='v*' -f type=tag" in text
+    for secret in ("MLFLOW_TRACKING_USERNAME", "MLFLOW_TRACKING_PASSWORD", "DOCKER_HOST"):
+        assert f"gh secret set {secret} --env production" in text
+    for line in text.splitlines():  # no writing credential as a repository secret
+        for part in line.split(";"):
+            if "gh secret set MLFLOW_TRACKING_" in part and "--env" not in part:
+                assert "MLFLOW_TRACKING_URI" in part, part
+    assert "gh secret set MLFLOW_READ_USERNAME" in text and "gh secret set MLFLOW_READ_PASSWORD" in text
+    caller = yaml.safe_load((ROOT / "templates/workflows/ml-pipeline.yml").read_text())["jobs"]["pipeline"]
+    assert caller["with"]["environment"] == "production"
+    assert {"MLFLOW_READ_USERNAME", "MLFLOW_READ_PASSWORD", "MLFLOW_TRACKING_USERNAME",
+            "MLFLOW_TRACKING_PASSWORD"} <= set(caller["secrets"])

@@ -109,7 +109,7 @@ def make_target(args: argparse.Namespace, cfg: config.Config, name: str, kind: s
                                 "default"), traffic=k.get("traffic", "ingress-nginx"), host=k.get("host", ""),
                                 replicas=int(k.get("replicas", 2)), gateway=k.get("gateway", "leanops"),
                                 ingress_class=k.get("ingress-class", "nginx"), dry_run=args.dry_run,
-                                ready_timeout=float(section.get("ready-timeout", 120)))
+                                ready_timeout=float(section.get("ready-timeout", 120)), resources=k.get("resources"))
     from .docker_target import DockerTarget
 
     router = section.get("router") or {}

@@ -5,10 +5,19 @@ leanops renders the manifests for each step into ``manifests-dir`` (numbered fil
 ``kubectl``; ``dry-run`` renders and writes the plan (``plan.json``, ``plan.sh``) without running anything.
 The deployment record is a ConfigMap. Every manifest is validated against the Kubernetes schemas
 (``kubernetes-validate``, bundled, offline) and the HTTPRoute against the Gateway API v1 schema shipped here.
+
+Pods run hardened: a non-root numeric user (the image's 65532), a read-only root filesystem with an ``emptyDir``
+at ``/tmp`` (the server's only writable place: HOME and temporary files), every capability dropped, no privilege
+escalation, the runtime's default seccomp profile, no service-account token mounted, and CPU/memory requests and
+limits (``kubernetes.resources`` in leanops.yml; defaults below). The kubeconfig given as data
+(``LEANOPS_KUBECONFIG_DATA``) is written under ``RUNNER_TEMP`` (else a private temporary directory), mode 0600,
+and removed when the process ends, whether it succeeded or failed.
 """
 
 from __future__ import annotations
 
+import atexit
+import copy
 import json
 import os
 import shlex
@@ -28,6 +37,26 @@ from .record import Entry, Record
 K8S_VERSION = "1.30"
 PORT = 8080
 HTTPROUTE_SCHEMA = Path(__file__).resolve().parent / "schemas" / "httproute-v1.json"
+USER = 65532  # the model server image's numeric non-root user (templates/Dockerfile: USER 65532:65532)
+# requests: what the scheduler reserves (a loaded scikit-learn model server rests at ~300 MB); limits: a request
+# is at most 4 MiB of JSON (serve's limit), so 1 GiB leaves room for a few in flight. No CPU limit: it only
+# throttles (slower start, worse p95) without protecting anything the request does not already.
+DEFAULT_RESOURCES: dict[str, dict[str, str]] = {"requests": {"cpu": "250m", "memory": "512Mi"},
+                                                "limits": {"memory": "1Gi"}}
+TMP_SIZE = "256Mi"  # the emptyDir at /tmp
+
+
+def pod_resources(overrides: dict[str, Any] | None = None) -> dict[str, dict[str, str]]:
+    """The defaults with leanops.yml's ``kubernetes.resources`` laid over them per key; an empty value drops one
+    (``limits: {memory: ""}``: no memory limit)."""
+    out = copy.deepcopy(DEFAULT_RESOURCES)
+    for kind in ("requests", "limits"):
+        for key, value in ((overrides or {}).get(kind) or {}).items():
+            if value in ("", None):
+                out[kind].pop(key, None)
+            else:
+                out[kind][key] = str(value)
+    return {kind: values for kind, values in out.items() if values}
 
 
 # ---------------------------------------------------------------------------- manifests
@@ -40,7 +69,8 @@ def _labels(name: str, track: str | None = None) -> dict[str, str]:
     return out
 
 
-def deployment(name: str, track: str, image: str, replicas: int) -> dict[str, Any]:
+def deployment(name: str, track: str, image: str, replicas: int,
+               res: dict[str, dict[str, str]] | None = None) -> dict[str, Any]:
     probe = {"httpGet": {"path": "/ready", "port": "http"}, "periodSeconds": 2, "failureThreshold": 3}
     return {
         "apiVersion": "apps/v1", "kind": "Deployment",
@@ -54,6 +84,10 @@ def deployment(name: str, track: str, image: str, replicas: int) -> dict[str, An
                 "metadata": {"labels": _labels(name, track)},
                 "spec": {
                     "terminationGracePeriodSeconds": 30,
+                    "automountServiceAccountToken": False,  # the model server never calls the API server
+                    "securityContext": {"runAsNonRoot": True, "runAsUser": USER, "runAsGroup": USER,
+                                        "fsGroup": USER, "seccompProfile": {"type": "RuntimeDefault"}},
+                    "volumes": [{"name": "tmp", "emptyDir": {"sizeLimit": TMP_SIZE}}],
                     "containers": [{
                         "name": "model", "image": image, "imagePullPolicy": "IfNotPresent",
                         "ports": [{"name": "http", "containerPort": PORT}],
@@ -62,6 +96,11 @@ def deployment(name: str, track: str, image: str, replicas: int) -> dict[str, An
                         "readinessProbe": probe,
                         "livenessProbe": {"httpGet": {"path": "/health", "port": "http"}, "periodSeconds": 10},
                         "lifecycle": {"preStop": {"sleep": {"seconds": 5}}},
+                        "resources": res if res is not None else pod_resources(),
+                        "volumeMounts": [{"name": "tmp", "mountPath": "/tmp"}],  # noqa: S108 - the pod's own emptyDir
+                        "securityContext": {"runAsNonRoot": True, "allowPrivilegeEscalation": False,
+                                            "readOnlyRootFilesystem": True, "privileged": False,
+                                            "capabilities": {"drop": ["ALL"]}},
                     }],
                 },
             },
@@ -139,8 +178,10 @@ class KubernetesTarget:
 
     def __init__(self, name: str, out: Path, *, namespace: str = "default", traffic: str = "ingress-nginx",
                  host: str = "", replicas: int = 2, gateway: str = "leanops", ingress_class: str = "nginx",
-                 dry_run: bool = False, ready_timeout: float = 120.0) -> None:
+                 dry_run: bool = False, ready_timeout: float = 120.0,
+                 resources: dict[str, Any] | None = None) -> None:
         self.name, self.out, self.namespace, self.traffic = name, out, namespace, traffic
+        self.resources = pod_resources(resources)
         self.host, self.replicas, self.gateway, self.ingress_class = host, replicas, gateway, ingress_class
         self.dry_run, self.ready_timeout = dry_run, ready_timeout
         self.plan: list[dict[str, Any]] = []
@@ -149,6 +190,7 @@ class KubernetesTarget:
         self._n = 0
         self.weight = 0
         self._kubeconfig = ""
+        self._kubeconfig_dir = ""  # a private directory of our own, when RUNNER_TEMP is not set
 
     def describe(self) -> str:
         return f"kubernetes namespace {self.namespace} ({self.traffic}" + (", dry run" if self.dry_run else "") + ")"
@@ -160,12 +202,34 @@ class KubernetesTarget:
         data = os.environ.get("LEANOPS_KUBECONFIG_DATA", "")
         if data and not self._kubeconfig:
             gh.mask(data)
-            fd, self._kubeconfig = tempfile.mkstemp(prefix="leanops-kubeconfig-")
-            with os.fdopen(fd, "w") as fh:
-                fh.write(data)
+            self._write_kubeconfig(data)
         if self._kubeconfig:
             env["KUBECONFIG"] = self._kubeconfig
         return env
+
+    def _write_kubeconfig(self, data: str) -> None:
+        """Under ``RUNNER_TEMP`` (the runner empties it after each job; never a shared /tmp), else in a private
+        directory (0700); the file itself 0600 (mkstemp); removed at exit, after a failure too."""
+        atexit.register(self.close)  # before the file exists: no window where it is left behind
+        runner_temp = os.environ.get("RUNNER_TEMP", "")
+        if runner_temp and Path(runner_temp).is_dir():
+            parent = runner_temp
+        else:
+            parent = self._kubeconfig_dir = tempfile.mkdtemp(prefix="leanops-kube-")
+        fd, self._kubeconfig = tempfile.mkstemp(prefix="leanops-kubeconfig-", dir=parent)
+        with os.fdopen(fd, "w") as fh:
+            fh.write(data)
+
+    def close(self) -> None:
+        """Remove the kubeconfig written from data (and its private directory); safe to call more than once."""
+        if self._kubeconfig:
+            Path(self._kubeconfig).unlink(missing_ok=True)
+            self._kubeconfig = ""
+        if self._kubeconfig_dir:
+            import shutil
+
+            shutil.rmtree(self._kubeconfig_dir, ignore_errors=True)
+            self._kubeconfig_dir = ""
 
     def kubectl(self, *args: str, what: str, check: bool = True) -> str:
         cmd = ["kubectl", "--namespace", self.namespace, *args]
@@ -204,7 +268,7 @@ class KubernetesTarget:
         return [ingress(self.name, self.host, self.ingress_class, f"{self.name}-canary", weight)]
 
     def _base(self, stable: Entry) -> list[dict[str, Any]]:
-        out = [deployment(self.name, "stable", stable.image, self.replicas), service(self.name, None),
+        out = [deployment(self.name, "stable", stable.image, self.replicas, self.resources), service(self.name, None),
                service(self.name, "stable"), service(self.name, "canary")]
         if self.traffic == "ingress-nginx":
             out.append(ingress(self.name, self.host, self.ingress_class, f"{self.name}-stable", None))
@@ -262,7 +326,8 @@ class KubernetesTarget:
 
     def start_canary(self, entry: Entry) -> str:
         self.canary = entry
-        self.apply("canary", [deployment(self.name, "canary", entry.image, 1), service(self.name, "canary")])
+        self.apply("canary", [deployment(self.name, "canary", entry.image, 1, self.resources),
+                              service(self.name, "canary")])
         return self._rollout("canary")
 
     def set_weight(self, weight: int) -> None:
@@ -296,7 +361,7 @@ class KubernetesTarget:
         assert self.canary is not None
         if self.weight != 100:
             self.set_weight(100)
-        self.apply("promote", [deployment(self.name, "stable", self.canary.image, self.replicas)])
+        self.apply("promote", [deployment(self.name, "stable", self.canary.image, self.replicas, self.resources)])
         why = self._rollout("stable")
         if why:
             raise InfraError(f"the promoted stable did not roll out: {why}")
@@ -305,7 +370,7 @@ class KubernetesTarget:
         self.stable, self.canary = self.canary, None
 
     def switch_to(self, entry: Entry) -> None:
-        self.apply("rollback", [deployment(self.name, "stable", entry.image, self.replicas)])
+        self.apply("rollback", [deployment(self.name, "stable", entry.image, self.replicas, self.resources)])
         why = self._rollout("stable")
         if why:
             raise InfraError(f"the previous stable did not roll out: {why}")

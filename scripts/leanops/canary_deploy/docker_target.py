@@ -180,6 +180,7 @@ class DockerTarget:
         self.weight = 0
         self._client: Any = None
         self._samples: dict[str, list[tuple[int, float, int]]] = {}  # container -> the samples read so far
+        self._seq: dict[str, int] = {}  # container -> its last request's sequence number at the last scrape
 
     # ------------------------------------------------------------------ plumbing
 
@@ -375,7 +376,8 @@ class DockerTarget:
 
         name = self.canary_name if role == "canary" else self.stable_name
         known = self._samples.setdefault(name, [])
-        since = known[-1][0] if known else 0
+        # the first scrape of a server asks for none of its older samples (-1), only where it is
+        since = self._seq.get(name, -1)
         answers: list[Any] = [None, None]
         for attempt in range(3 if name else 0):  # a busy server may miss one scrape: not yet inconclusive
             if attempt:
@@ -394,6 +396,8 @@ class DockerTarget:
         if answers[1] is not None:
             try:
                 snap.add_samples(answers[1], known)
+                # a restarted server counts from 0 again: read all of its samples next time
+                self._seq[name] = snap.seq if snap.seq >= since else 0
             except (ValueError, KeyError, TypeError, IndexError):
                 pass  # a server without the samples endpoint (an older image): the histogram serves
         return snap

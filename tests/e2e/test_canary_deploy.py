@@ -1,9 +1,10 @@
-"""canary-deploy on the real engine: model containers behind the nginx router, a load generator sending about
-100 requests per second through it for the whole deploy.
+"""canary-deploy on the real engine: model containers behind the nginx router, a load generator sending 50
+requests per second through it for the whole deploy, and the adopter template's limits (no test-only ones).
 
-A healthy canary is promoted with no failed client request, and ``rollback`` restores the previous digest; a
-canary returning 500s, a slow one, one that crashes at start and one with shifted predictions are each rolled
-back, the stable keeps serving, and clients see at most the canary's share of one window fail.
+A healthy canary is promoted with no failed client request while a background process keeps one core busy, and
+``rollback`` restores the previous digest; a canary returning 500s, a slow one, one that crashes at start and
+one with shifted predictions are each rolled back, the stable keeps serving, and clients see at most the
+canary's share of one window fail.
 
 The images are real model servers: MLflow "models from code" whose behaviour comes from their
 ``model_config``, built and pushed by ``leanops build-push-image`` (bench/canary-deploy uses them too).
@@ -11,6 +12,7 @@ The images are real model servers: MLflow "models from code" whose behaviour com
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import subprocess
@@ -24,7 +26,7 @@ import pytest
 from leanops.tools.harness import REGISTRY, ensure_base_image
 
 from ..conftest import free_port, make_repo, wait_for_http
-from ..services import Load
+from ..services import Load, stop_process_group
 from ..services import remove_deployment as cleanup_deployment
 from ..services import remove_images as remove_repository_images
 
@@ -69,6 +71,7 @@ BEHAVIOURS: dict[str, dict[str, object]] = {
     "stable": {},
     "healthy": {},
     "errors": {"mode": "errors", "fail_every": 2},
+    "errors-5pct": {"mode": "errors", "fail_every": 20},  # the bench's: 5% of the requests
     # +100 ms: 5x the stable's p95 on a busy 2-core host (about 20 ms), 10x and more on a quiet one
     "slow": {"mode": "slow", "delay": 0.1},
     "crash": {"mode": "crash"},
@@ -123,6 +126,29 @@ def build_images(project: Path, base_image: str, names: list[str] | None = None)
     return out
 
 
+@contextlib.contextmanager
+def busy_core() -> Iterator[None]:
+    """A background process keeping about one core busy (the noisy, shared host the judge must cope with)."""
+    proc = subprocess.Popen([sys.executable, "-c", "while True: pass"], start_new_session=True)
+    try:
+        yield
+    finally:
+        stop_process_group(proc.pid, wait=5)
+        proc.wait(timeout=10)
+
+
+def template_limits() -> str:
+    """The canary-deploy section of the adopter template (templates/project/leanops.yml) without its steps and
+    router: every limit as an adopter gets it."""
+    import yaml
+
+    root = Path(__file__).resolve().parents[2]
+    section = yaml.safe_load((root / "templates/project/leanops.yml").read_text())["canary-deploy"]
+    for key in ("steps", "router", "target"):
+        section.pop(key, None)
+    return yaml.safe_dump({"canary-deploy": section}, sort_keys=False)
+
+
 def remove_images(images: dict[str, str]) -> None:
     remove_repository_images(f"{NAMESPACE}/{REPOSITORY}")
 
@@ -151,18 +177,9 @@ def deploy(project: Path, *args: str, env: dict[str, str] | None = None) -> tupl
 pytestmark = pytest.mark.e2e
 
 RATE = 50.0  # the stable model server must keep up on a busy 2-core CI machine (at 100 it saturated)
-WINDOW = 6.0
+WINDOW = 10.0  # at 10% of 50 requests/s: 50 canary requests, the template's min-requests
 STEPS = f"10:{WINDOW:g},50:{WINDOW:g},100:{WINDOW:g}"
-LEANOPS_YML = """\
-version: 1
-model:
-  name: churn
-canary-deploy:
-  min-requests: 20
-  max-latency-ratio: 2.5
-  latency-slack-ms: 50
-  ready-timeout: 60
-"""
+LEANOPS_YML = "version: 1\nmodel:\n  name: churn\n" + template_limits() + "  ready-timeout: 60\n"
 
 
 @pytest.fixture(scope="module")
@@ -181,7 +198,7 @@ def images(project: Path, base_image: str) -> Iterator[dict[str, str]]:
 
     client = docker.from_env()
     routers = {t for i in client.images.list(name="leanops-router") for t in i.tags}
-    built = build_images(project, base_image)
+    built = build_images(project, base_image, ["stable", "healthy", "errors", "slow", "crash", "shifted"])
     yield built
     remove_images(built)
     for image in client.images.list(name="leanops-router"):
@@ -254,15 +271,19 @@ def test_a_bad_canary_is_rolled_back_and_the_stable_keeps_serving(shared: Deploy
     report = d.report()
     assert report["verdict"] == "rolled-back" and report["stable"]["image"] == images["stable"]
     assert d.containers() == sorted([f"leanops-{d.name}-router", container(d.name, images["stable"])])
-    expected_reason = {"errors": "error rate", "slow": "p95 latency", "crash": "did not become ready",
+    expected_reason = {"errors": "error rate", "slow": "latency median", "crash": "did not become ready",
                        "shifted": "prediction psi"}[bad]
     assert expected_reason in last, last
+    # a crash or 50% errors at once; slow and shifted once a second window confirms (or one extension decides)
+    assert report["windows"] <= {"errors": 1, "slow": 3, "crash": 0, "shifted": 3}[bad], report["steps"]
     # clients: at most the canary's share of one window failed, and none once the rollback was done
     share = 0.1 * RATE * WINDOW
     assert len(load.failures) <= share, load.summary()
     done = max(t for t, _ in load.results) - 1.0
     assert all(s == 200 for t, s in load.results if t >= done), load.summary()
-    assert "| step | weight |" in summary and "rolled-back" in summary
+    assert "| step | weight | window |" in summary and "rolled-back" in summary
+    if bad != "crash":
+        assert "| window | metric | samples canary / stable |" in summary and "| 1.1 | latency |" in summary
 
 
 @pytest.fixture(scope="module")
@@ -270,7 +291,7 @@ def promoted(project: Path, images: dict[str, str], base_image: str) -> Iterator
     d = Deployment(project, "canary-good", base_image)
     cleanup_deployment(d.name)
     d.start(images["stable"])
-    with Load(f"{d.url}/predict", rate=RATE) as load:
+    with busy_core(), Load(f"{d.url}/predict", rate=RATE) as load:
         time.sleep(1)
         result = d.run("--image", images["healthy"], "--steps", STEPS)
         time.sleep(1.5)
@@ -286,8 +307,10 @@ def test_a_healthy_canary_is_promoted_with_no_failed_request(promoted, images: d
     assert not load.failures, load.summary()
     assert len(load.results) >= RATE * WINDOW * 3 * 0.8, load.summary()
     report = d.report()
-    assert [s["weight"] for s in report["steps"]] == [10, 50, 100]
-    assert all(s["verdict"] == "pass" and s["canary_requests"] >= 20 for s in report["steps"]), report["steps"]
+    passed = [s for s in report["steps"] if s["verdict"] == "pass"]
+    assert [s["weight"] for s in passed] == [10, 50, 100], report["steps"]
+    assert all(s["canary_requests"] >= 50 and s["latency_source"] == "samples" for s in passed), report["steps"]
+    assert report["warm_up"]["ok"] == report["warm_up"]["requests"] == 10
     assert report["record"]["stable"]["image"] == images["healthy"]
     assert report["record"]["previous"][0]["image"] == images["stable"]
     assert report["record"]["stable"]["commit"] and report["record"]["stable"]["deployed_at"]
@@ -325,7 +348,7 @@ jobs:
       image: IMAGE
       environment: staging
       name: NAME
-      steps: "25:4,100:4"
+      steps: "25:5,100:5"
       router-publish: PUBLISH
       router-base-image: BASE
   show:
@@ -356,9 +379,7 @@ def test_reusable_workflow_under_act_promotes_a_healthy_canary(harness, project:
                   .replace("PUBLISH", f"127.0.0.1:{d.port}").replace("BASE", base_image))
         repo = make_repo(tmp_path / "caller", {
             ".github/workflows/deploy.yml": caller,
-            "leanops.yml": "version: 1\nmodel:\n  name: churn\ncanary-deploy:\n  min-requests: 20\n"
-                           # the wiring is under test here, not the latency analysis: act's own jobs load the host
-                           "  max-latency-ratio: 10\n  latency-slack-ms: 500\n"})
+            "leanops.yml": LEANOPS_YML})
         with Load(f"{d.url}/predict", rate=60) as load:
             res = harness.run(ActRun(repo=repo), log=tmp_path / "act.log")
         out = res.stdout + res.stderr

@@ -148,20 +148,20 @@ def test_oversized_bodies_are_refused_before_rows_are_built_and_probes_answer_me
 
 
 def test_parsing_runs_off_the_event_loop(model_dir: Path) -> None:
-    """With the row limit raised so that one request takes seconds to parse and validate (300,000 rows), /health
+    """With the row limit raised so that one request takes seconds to parse and validate (500,000 rows), /health
     keeps answering at once while it runs: parsing and validation happen in a worker thread."""
     import threading
     import time
 
     port = free_port()
     env = dict(os.environ, LEANOPS_MODEL_DIR=str(model_dir), LEANOPS_MODEL_SHA256=model_digest(model_dir),
-               LEANOPS_PORT=str(port), LEANOPS_MAX_ROWS="300000")
+               LEANOPS_PORT=str(port), LEANOPS_MAX_ROWS="500000")
     proc = subprocess.Popen([sys.executable, "-m", "leanops", "serve"], env=env, stdout=subprocess.DEVNULL,
                             stderr=subprocess.PIPE, text=True)
     base = f"http://127.0.0.1:{port}"
     try:
         assert wait_for_http(f"{base}/ready", alive=lambda: proc.poll() is None, timeout=90), "not ready"
-        slow = b'{"columns": {"tenure_months": [' + b",".join([b"1"] * 300_000) + b"]}}"
+        slow = b'{"columns": {"tenure_months": [' + b",".join([b"1"] * 500_000) + b"]}}"
         answer: list[int] = []
         thread = threading.Thread(target=lambda: answer.append(_post(base, slow)[0]))
         t_start = time.monotonic()
@@ -175,7 +175,10 @@ def test_parsing_runs_off_the_event_loop(model_dir: Path) -> None:
             time.sleep(0.02)
         took = time.monotonic() - t_start
         assert answer == [422]  # every other column is missing
-        assert max(health) < 0.5, f"/health took up to {max(health):.2f}s while one request was parsed ({took:.1f}s)"
+        # on the event loop a probe waits for the whole parse (measured: 1.5 s of a 1.6 s request); in a worker
+        # thread it waits at most for one stretch of JSON parsing, which holds Python's lock (0.3 s of 5.5 s)
+        assert max(health) < took / 3, f"/health took up to {max(health):.2f}s while one request was parsed " \
+                                       f"({took:.1f}s)"
         assert took > 0.5 and len(health) >= 5, f"the request took {took:.2f}s, {len(health)} probes: too fast to tell"
     finally:
         proc.send_signal(signal.SIGTERM)

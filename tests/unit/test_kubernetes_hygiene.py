@@ -177,3 +177,24 @@ def test_the_model_server_image_runs_as_the_numeric_non_root_user_the_pods_requi
     final_stage = dockerfile.rsplit("\nFROM ", 1)[1]
     users = re.findall(r"^USER\s+(\S+)", final_stage, re.MULTILINE)
     assert users == [f"{USER}:{USER}"], users
+
+
+@pytest.mark.parametrize("traffic", ["ingress-nginx", "gateway-api"])
+def test_only_predict_and_health_are_routed_from_outside(tmp_path: Path, traffic: str) -> None:
+    """/ready, /metrics and /metrics/samples stay inside the cluster (issue 13, path 6, on this target)."""
+    project = _project(tmp_path)
+    text = (project / "leanops.yml").read_text().replace("    host:", f"    traffic: {traffic}\n    host:")
+    (project / "leanops.yml").write_text(text)
+    res = _leanops(project, "--image", IMAGE_A, "--dry-run", "--manifests-dir", "k8s")
+    assert res.returncode == 0, res.stderr
+    routed = [d for f in sorted((project / "k8s").glob("*.yaml")) for d in yaml.safe_load_all(f.read_text())
+              if d and d["kind"] in ("Ingress", "HTTPRoute")]
+    assert routed
+    for d in routed:
+        validate(d)
+        if d["kind"] == "Ingress":
+            paths = [(p["path"], p["pathType"]) for r in d["spec"]["rules"] for p in r["http"]["paths"]]
+            assert paths == [("/predict", "Exact"), ("/health", "Exact")], paths
+        else:
+            matches = [(m["path"]["value"], m["path"]["type"]) for r in d["spec"]["rules"] for m in r["matches"]]
+            assert matches == [("/predict", "Exact"), ("/health", "Exact")], matches

@@ -117,14 +117,19 @@ def service(name: str, track: str | None) -> dict[str, Any]:
     }
 
 
+# what the Ingress or HTTPRoute exposes: the predictions and liveness only (Exact paths). /ready, /metrics and
+# /metrics/samples stay inside the cluster: the kubelet probes the pods, leanops reads them through the API server
+PUBLIC_PATHS = ("/predict", "/health")
+
+
 def ingress(name: str, host: str, ingress_class: str, backend: str, canary_weight: int | None) -> dict[str, Any]:
     meta: dict[str, Any] = {"name": f"{name}-canary" if canary_weight is not None else name, "labels": _labels(name)}
     if canary_weight is not None:
         meta["annotations"] = {"nginx.ingress.kubernetes.io/canary": "true",
                                "nginx.ingress.kubernetes.io/canary-weight": str(canary_weight),
                                "nginx.ingress.kubernetes.io/canary-weight-total": "100"}
-    rule: dict[str, Any] = {"http": {"paths": [{"path": "/", "pathType": "Prefix", "backend": {
-        "service": {"name": backend, "port": {"name": "http"}}}}]}}
+    rule: dict[str, Any] = {"http": {"paths": [{"path": path, "pathType": "Exact", "backend": {
+        "service": {"name": backend, "port": {"name": "http"}}}} for path in PUBLIC_PATHS]}}
     if host:
         rule["host"] = host
     return {"apiVersion": "networking.k8s.io/v1", "kind": "Ingress", "metadata": meta,
@@ -134,7 +139,7 @@ def ingress(name: str, host: str, ingress_class: str, backend: str, canary_weigh
 def httproute(name: str, host: str, gateway: str, weight: int) -> dict[str, Any]:
     spec: dict[str, Any] = {
         "parentRefs": [{"name": gateway}],
-        "rules": [{"matches": [{"path": {"type": "PathPrefix", "value": "/"}}],
+        "rules": [{"matches": [{"path": {"type": "Exact", "value": path}} for path in PUBLIC_PATHS],
                    "backendRefs": [{"name": f"{name}-stable", "port": 80, "weight": 100 - weight},
                                    {"name": f"{name}-canary", "port": 80, "weight": weight}]}],
     }

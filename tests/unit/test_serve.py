@@ -275,3 +275,9 @@ def test_no_openapi_schema_and_no_exception_text_on_ready(model_dir: Path) -> No
         res = c.get("/ready")
         assert res.status_code == 503 and res.json() == {"status": "loading"}
         assert "secret" not in res.text
+
+
+def test_deeply_nested_json_is_a_422_not_a_500(client) -> None:
+    body = b"[" * 200_000 + b"]" * 200_000  # 400 KB, under the size limit; Python's parser gives up on the depth
+    res = client.post("/predict", content=body, headers={"content-type": "application/json"})
+    assert res.status_code == 422 and res.json() == {"detail": [{"field": "body", "error": "not valid JSON"}]}

@@ -228,9 +228,11 @@ def test_error_rate_one_500_is_not_a_verdict_five_percent_of_500_is_gross() -> N
     assert jd.errors(stats(30, errors=15), stats(270), t).gross
     # 2 errors of 20: beyond the limit on the point estimate, but fewer than min-errors
     assert jd.errors(stats(60, errors=2), stats(540), t).verdict == jd.PASS
-    # 3% of 200: significant over +1% but not over +2%: a failure that needs confirmation
-    mid = jd.errors(stats(200, errors=6), stats(1800), t)
-    assert mid.verdict in (jd.FAIL, jd.MARGINAL) and not mid.gross, mid
+    # 5% of 100: significant over +1%: errors reach users, out at once
+    assert jd.errors(stats(100, errors=5), stats(900), t).gross
+    # 4% of 100: beyond the limit but not significant at this size: marginal (the window is extended)
+    mid = jd.errors(stats(100, errors=4), stats(900), t)
+    assert mid.verdict == jd.MARGINAL and not mid.gross and 0.01 < mid.p < 0.05, mid
     # the stable's own errors are the baseline
     assert jd.errors(stats(500, errors=25), stats(4500, errors=225), t).verdict == jd.PASS
 
@@ -377,7 +379,7 @@ def test_a_healthy_canary_is_warmed_then_promoted_and_the_warm_up_is_not_judged(
 
 def test_gross_errors_roll_back_after_one_window() -> None:
     report, target = canary([{"canary": {"n": 500, "errors": 25}, "stable": {"n": 4500}}, HEALTHY, HEALTHY])
-    assert report.verdict == "rolled-back" and "far over" in report.reason
+    assert report.verdict == "rolled-back" and "error rate 5.00% vs stable 0.00%" in report.reason
     assert report.to_dict()["windows"] == 1 and target.events[-1] == "abort"
 
 

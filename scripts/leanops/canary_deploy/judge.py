@@ -8,7 +8,8 @@ A difference counts only when it is both **significant** (the test's p-value bel
 - ``marginal``: beyond the limit on the point estimate, but not significant at this sample size (a signal
   too weak to decide: the window is repeated, it never promotes);
 - ``fail``: significant and beyond the limit (a failed check; rolled back once confirmed, see the controller);
-  ``gross`` when the error rate is significantly above even twice the allowed increase (rolled back at once);
+  ``gross`` for the error rate (rolled back at once: errors reach users, and a healthy canary's error rate is
+  the stable's, which the test against the stable's rate *plus* the allowance almost never calls significant);
 - ``inconclusive``: too few samples, or nothing to compare.
 
 The metrics:
@@ -35,7 +36,6 @@ from .analysis import Stats
 PASS, MARGINAL, FAIL, INCONCLUSIVE = "pass", "marginal", "fail", "inconclusive"
 ORDER = {PASS: 0, INCONCLUSIVE: 1, MARGINAL: 2, FAIL: 3}
 DEFAULT_MAX_DISTANCE = {"psi": 0.2, "jensen-shannon": 0.1}
-GROSS_FACTOR = 2.0  # an error rate significantly above the stable's + this x the allowed increase: at once
 
 
 @dataclass
@@ -125,9 +125,8 @@ def errors(c: Stats, s: Stats, t: Thresholds) -> Metric:
     kw: dict[str, Any] = dict(effect=diff, effect_text=f"{diff * 100:+.2f} pp", p=p,
                               interval=f"canary >= {_pct(lower)} ({1 - t.significance:.0%} bound)", **base)
     if beyond and p < t.significance:
-        gross = st.binomial_sf(ec, nc, min(1.0, rs + GROSS_FACTOR * t.max_error_rate_increase)) < t.significance
-        return Metric(verdict=FAIL, gross=gross, reason=f"{what} (allowed +{t.max_error_rate_increase:.1%}, "
-                      f"p={_p(p)}{', far over: at once' if gross else ''})", **kw)
+        return Metric(verdict=FAIL, gross=True, reason=f"{what} (allowed +{t.max_error_rate_increase:.1%}, "
+                      f"p={_p(p)})", **kw)
     if nc < t.min_requests:
         return Metric(verdict=INCONCLUSIVE, reason=f"canary served {nc} requests, fewer than min-requests "
                       f"{t.min_requests}", **kw)

@@ -9,7 +9,7 @@ in every window, promote or roll back; ``leanops canary-deploy rollback`` return
    weight and judges windows: per metric (errors: exact binomial test; latency: Mann-Whitney U on per-request
    samples; predictions: chi-square test and PSI or Jensen-Shannon) a difference counts only when significant
    *and* beyond the configured limit; each metric pass / marginal / fail / inconclusive, the window scored;
-3. a gross failure (crash, error rate far over the limit) rolls back at once; a failed window needs
+3. a gross failure (crash, an error rate significantly over the limit) rolls back at once; a failed window needs
    confirmation (``failure-threshold`` in a row); a marginal or inconclusive window is extended with the next
    one's requests, and never promotes;
 4. all steps passed: the canary becomes the stable, the old stable is removed, the deployment record (digest,

@@ -3,8 +3,8 @@ let the evidence accumulate, then promote or roll back.
 
 Per step the canary gets its weight and windows are judged (``judge.py``) until one decides:
 
-- a **gross failure** (the canary crashed or stopped answering, or its error rate is significantly above even
-  twice the allowed increase) rolls back at once;
+- a **gross failure** (the canary crashed or stopped answering, or its error rate is significantly above the
+  stable's plus the allowed increase) rolls back at once;
 - a **failed** window is a failed check: ``failure-threshold`` (2) consecutive failed checks roll back; below
   it the step's window runs again (confirmation, fresh evidence);
 - a **marginal** or **inconclusive** window (a difference beyond a limit but not significant yet; too few

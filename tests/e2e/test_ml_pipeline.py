@@ -16,6 +16,7 @@ import uuid
 from pathlib import Path
 
 import pytest
+import yaml
 
 from leanops import cli
 from leanops.tools.harness import REGISTRY, ActRun, ensure_base_image
@@ -98,14 +99,13 @@ def test_a_push_to_the_default_branch_deploys_promotes_and_records(harness, mlfl
     model = f"churn-{uuid.uuid4().hex[:8]}"  # also the deployment's name and the image's
     files = scaffold(tmp_path / "scaffold", model=model)
     port = free_port()
-    files["leanops.yml"] = files["leanops.yml"].replace(
-        "build-push-image:\n",
-        f"build-push-image:\n  registry: {REGISTRY}/leanops-tests\n  base-image: {base}\n",
-    ).replace(
-        "weekly-drift:\n",
-        f"canary-deploy:\n  router:\n    publish: 127.0.0.1:{port}\n    base-image: {base}\n  ready-timeout: 120\n\n"
-        "weekly-drift:\n",
-    )
+    # this test's registry, base images, router port (the template may or may not have these sections)
+    cfg = yaml.safe_load(files["leanops.yml"])
+    cfg.setdefault("build-push-image", {}).update({"registry": f"{REGISTRY}/leanops-tests", "base-image": base})
+    canary = cfg.setdefault("canary-deploy", {})
+    canary.setdefault("router", {}).update({"publish": f"127.0.0.1:{port}", "base-image": base})
+    canary["ready-timeout"] = 120
+    files["leanops.yml"] = yaml.safe_dump(cfg, sort_keys=False)
     name = f"example/{model}"
     repo = make_repo(tmp_path / "repo", files, origin=f"https://github.com/{name}.git")
     try:

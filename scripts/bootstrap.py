@@ -6,7 +6,8 @@ Standard library only: it runs on the runner's own Python before anything is ins
     bootstrap.py plan      -> outputs cache-dir, cache-key, restore-prefix
     bootstrap.py install   -> uv from a hash-pinned wheel (its sha256 checked on every run, also when the wheel
                               comes from a restored cache), then `uv sync --frozen` with the chosen extras
-                              into $RUNNER_TEMP/leanops/venv; outputs python, version; venv/bin on PATH
+                              into $RUNNER_TEMP/leanops/venv; outputs python, version; venv/bin on PATH;
+                              LEANOPS_UV (the checked uv) in the job's environment
 
 Inputs come from the environment: LEANOPS_EXTRAS (comma/space separated), LEANOPS_PYTHON (interpreter).
 Exit codes: 0 ok, 2 bad input (unknown extra, no such Python), 3 the install failed.
@@ -258,6 +259,9 @@ def cmd_install() -> None:
     if os.environ.get("GITHUB_PATH"):
         with open(os.environ["GITHUB_PATH"], "a", encoding="utf-8") as fh:
             fh.write(f"{bindir}\n")
+    if os.environ.get("GITHUB_ENV"):  # the checked uv, for later steps (build-push-image exports the lock with it)
+        with open(os.environ["GITHUB_ENV"], "a", encoding="utf-8") as fh:
+            fh.write(f"LEANOPS_UV={uv}\n")
     output("python", str(py))
     output("version", version)
     print(f"leanops setup: leanops {version} ready in {time.monotonic() - start:.1f}s", flush=True)

@@ -434,8 +434,10 @@ def create_app(state: ModelState, *, log_predictions: str = "", max_body_bytes: 
 def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     p = sub.add_parser("serve", help="serve an MLflow model directory over HTTP (the image's entrypoint)")
     add_flag(p, "--model-dir", help="the MLflow model directory", default="/opt/leanops/model")
-    add_flag(p, "--model-sha256", help="digest of the model files recorded at build time; empty: not checked",
-             default="")
+    add_flag(p, "--model-sha256", help="digest of the model files recorded at build time (required unless "
+             "--allow-unverified)", default="")
+    add_flag(p, "--allow-unverified", kind="bool", default=False,
+             help="start without --model-sha256 (a model you built yourself, never one from a registry)")
     add_flag(p, "--model-name", help="model name for labels and headers", default="model")
     add_flag(p, "--model-version", help="model version for labels and the X-Model-Version header",
              default="unknown")
@@ -454,9 +456,13 @@ def run(args: argparse.Namespace) -> int:
     import uvicorn
 
     model_dir = Path(args.model_dir)
+    if not args.model_sha256 and not args.allow_unverified:
+        raise BadInput(f"{model_dir}: no recorded digest; expected --model-sha256 (LEANOPS_MODEL_SHA256, set by "
+                       "build-push-image) or --allow-unverified for a model you built yourself")
     digest = verify(model_dir, args.model_sha256)
     if not args.model_sha256:
-        gh.warning(f"{model_dir}: no recorded digest (--model-sha256); the model files were not checked")
+        gh.warning(f"{model_dir}: --allow-unverified: the model files were not checked against a recorded digest")
+    sys.dont_write_bytecode = True  # nothing written into the model directory: its digest covers every file
     state = ModelState(model_dir=model_dir, name=args.model_name, version=args.model_version,
                        columns=read_signature(model_dir))
     if args.max_body_bytes < 1 or args.max_rows < 1:

@@ -15,7 +15,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from leanops import cli
+from leanops import cli, models
+from leanops.train_with_cache.registry import logged_digest
 
 from ..unit.test_gh import parse_outputs
 
@@ -74,7 +75,9 @@ def register(client, uri: str, metrics: dict[str, float]) -> str:  # noqa: ANN00
     with mlflow.start_run():
         mlflow.log_metrics(metrics)
         info = mlflow.sklearn.log_model(model, name="model", pip_requirements=["scikit-learn"])
-    return str(mlflow.register_model(info.model_uri, MODEL).version)
+    # with the digest of its files on the version, as train-with-cache registers it (loaders check it first)
+    tags = {models.TAG_SHA256: logged_digest(info.model_uri, uri)}
+    return str(mlflow.register_model(info.model_uri, MODEL, tags=tags).version)
 
 
 def write_candidate(root: Path, metrics: dict[str, float], flipped: float, seed: int = 0) -> None:

@@ -101,10 +101,21 @@ def test_model_from_the_registry_alias(project: Path) -> None:
         mlflow.set_tag("leanops.dvc_lock_sha256", "abc123")
         info = mlflow.sklearn.log_model(model_obj, name="model", signature=infer_signature(x, model_obj.predict(x)),
                                         pip_requirements=["scikit-learn"], serialization_format="cloudpickle")
-    mv = mlflow.register_model(info.model_uri, "churn-classifier")
+    from leanops.train_with_cache.registry import logged_digest
+
+    digest = logged_digest(info.model_uri, uri)  # what train-with-cache records on the version it registers
+    # a version without the recorded digest, and one whose digest does not match its files: refused, exit 2
+    bare = mlflow.register_model(info.model_uri, "churn-classifier")
+    forged = mlflow.register_model(info.model_uri, "churn-classifier", tags={models.TAG_SHA256: "0" * 64})
+    for version, why in ((bare.version, "no leanops.model_sha256 tag"), (forged.version, "do not match the digest")):
+        p = bpi_plan.plan(args(registry="r.example.com/x", model_uri=f"models:/churn-classifier/{version}"))
+        with pytest.raises(BadInput, match=why):
+            bpi_model.fetch_model(p, project / f"ctx-{version}" / "model", uri, None, "")
+    mv = mlflow.register_model(info.model_uri, "churn-classifier", tags={models.TAG_SHA256: digest})
     mlflow.MlflowClient().set_registered_model_alias("churn-classifier", "challenger", mv.version)
     p = bpi_plan.plan(args(registry="r.example.com/x"))
     model = bpi_model.fetch_model(p, project / "ctx" / "model", uri, None, "")
+    assert model.sha256 == digest
     assert (model.name, model.version, model.run_id, model.data_hash) == (
         "churn-classifier", str(mv.version), run.info.run_id, "abc123")
     assert (project / "ctx" / "model" / "MLmodel").is_file()

@@ -147,7 +147,7 @@ def pr(head: str) -> dict:
 @pytest.mark.parametrize(("event", "payload", "trusted"), [
     ("push", None, True),
     ("schedule", None, True),
-    ("pull_request", pr("o/r"), True),
+    ("pull_request", pr("o/r"), False),  # a branch of this repository writes nowhere either
     ("pull_request", pr("fork/r"), False),
     ("pull_request", None, False),
     ("pull_request_target", None, False),

@@ -17,8 +17,6 @@ from .model import Model
 from .plan import Plan
 
 DOCKER_CLI = "/usr/bin/docker"
-
-
 CA_BUNDLE = "/etc/ssl/certs/ca-certificates.crt"
 
 

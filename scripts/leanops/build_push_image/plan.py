@@ -13,8 +13,6 @@ from .. import config, gh
 from ..errors import BadInput
 
 DEFAULT_ALIAS = "challenger"
-
-
 SEMVER = re.compile(r"^v?(\d+)\.(\d+)\.(\d+)(?:[-+][0-9A-Za-z.-]+)?$")
 
 

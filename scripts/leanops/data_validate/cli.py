@@ -37,14 +37,8 @@ from .suite import ephemeral_context, import_gx, load_suite
 from .validate import DatasetResult, validate_dataset
 
 NAME = "data-validate"
-
-
 RESULT_FORMATS = ("BOOLEAN_ONLY", "BASIC", "SUMMARY", "COMPLETE")
-
-
 DEFAULT_RESULT_FILE = "data-validate-report/result.json"
-
-
 DEFAULT_DATA_DOCS = "data-validate-report/data-docs"
 
 

@@ -17,15 +17,9 @@ from ..datasets import rel
 from ..errors import BadInput
 
 WARNING_SEVERITIES = ("warning", "warn", "info")
-
-
 # kwargs that name a column of the data (a missing one is bad input, not a failed check)
 COLUMN_KWARGS = ("column", "column_A", "column_B")
-
-
 COLUMN_LIST_KWARGS = ("column_list",)
-
-
 # expectations about the set of columns itself: a missing column is their subject, so it fails the check
 COLUMN_SUBJECT = ("expect_column_to_exist",)
 

@@ -8,7 +8,7 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
-from .. import gh, tracking
+from .. import gh, models
 from ..errors import BadInput
 from ..models import NotAModel, unpickle
 from .bootstrap import Predictions
@@ -57,10 +57,8 @@ def read_rows(path: Path, shown: str, exclude: list[str]) -> Any:
 def load_model(model_uri: str, tracking_uri: str, model_path: Path | None) -> tuple[Callable[[Any], Any], str]:
     """The candidate's predict function: from the registry (``models:/...``) or the pickled model file."""
     if model_uri:
-        tracking.configure_mlflow(tracking_uri)
-        import mlflow.pyfunc
-
-        model = tracking.mlflow_call(tracking_uri, f"load {model_uri}", mlflow.pyfunc.load_model, model_uri)
+        # the files are checked against the digest train-with-cache recorded before anything is unpickled
+        model, _ = models.load_verified(model_uri, tracking_uri)
         return model.predict, model_uri
     if model_path is None or not model_path.is_file():
         raise BadInput("no candidate model to time: pass model-version (or run-id) or set model.path in leanops.yml")

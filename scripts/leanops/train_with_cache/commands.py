@@ -49,6 +49,11 @@ def cmd_run(s: Settings) -> int:
     project = Project.load(s.root)  # dvc.yaml and dvc.lock, read once for everything below
     key = cache_key(s, project)["cache-key"]
     uri, local = tracking.resolve_uri(s.tracking_uri, s.configured_uri, s.root)
+    trusted, why = trusted_ref()
+    if not trusted and not local:
+        # a pull request writes nowhere: it trains into the embedded store, whatever credential it was handed
+        gh.notice(f"tracking server {tracking.mask_uri(uri)} not used: {why}; training into the embedded store")
+        uri, local = tracking.local_store_uri(s.root), True
     store = tracking.reader(uri)
     if store is not None:
         store.probe()  # unreachable: retries with backoff, then exit 3 before any work
@@ -61,7 +66,7 @@ def cmd_run(s: Settings) -> int:
     # that is not bit for bit reproducible on another CPU) is not trained again.
     known = None
     if not fresh and all((s.root / d).exists() for d in project.source_deps()):
-        known = find_existing(s, uri, {TAG_KEY: key})
+        known = find_existing(s, uri, {TAG_KEY: key}, trusted=trusted and not local)
     if fresh or known is not None:
         gh.step(f"nothing to reproduce: {reason}" if known is None else
                 f"nothing to reproduce: run {known.run_id} was trained from this same state (cache key {key})")
@@ -75,17 +80,19 @@ def cmd_run(s: Settings) -> int:
         trained = any(r.state == "ran" for r in stages)
         project = Project.load(s.root)  # dvc repro rewrote dvc.lock
     lock_hash = lock_digest(s.root)
-    outcome = known or (None if trained else find_existing(s, uri, {TAG_LOCK: lock_hash}))
+    if known is None and not trained:
+        known = find_existing(s, uri, {TAG_LOCK: lock_hash}, trusted=trusted and not local)
+    outcome = known
     if outcome is None:
         metrics = read_metrics(s, project)
         push = False
         if trained:
-            allowed, why = trusted_ref()
             want = s.push == "true" or (s.push == "auto" and has_remote(s.root))
-            push = want and allowed
-            if want and not allowed:
+            push = want and trusted
+            if want and not trusted:
                 gh.notice(f"dvc push --run-cache skipped: {why}")
-        run_id, version = log_and_register(s, project, uri, key, lock_hash, metrics, stages, trained, push)
+        run_id, version = log_and_register(s, project, uri, key, lock_hash, metrics, stages, trained, push,
+                                           trusted=trusted and not local)
         outcome = Outcome(skipped=not trained, run_id=run_id, model_uri=f"models:/{s.model_name}/{version}",
                           model_version=version, metrics=metrics, cache_key=key, tracking_uri=uri,
                           local_store=local)
@@ -120,7 +127,10 @@ def cmd_select(s: Settings, results_dir: str) -> int:
     best = max(scored, key=lambda leg: sign * float(leg["metrics"][s.select_metric]))
     uri = os.environ.get("MLFLOW_TRACKING_URI") or s.tracking_uri or s.configured_uri or ""
     store = tracking.reader(uri) if uri else None
-    if isinstance(store, tracking.RestReader) and best.get("model-version"):
+    trusted, why = trusted_ref()
+    if isinstance(store, tracking.RestReader) and best.get("model-version") and not trusted:
+        gh.notice(f"alias {ALIAS} not moved on the tracking server: {why}")
+    elif isinstance(store, tracking.RestReader) and best.get("model-version"):
         store.set_alias(s.model_name, ALIAS, str(best["model-version"]))
         gh.step(f"alias {ALIAS} -> {s.model_name} version {best['model-version']}")
     gh.set_outputs({k: best.get(k, "") if k != "metrics" else json.dumps(best.get("metrics") or {}, indent=2,

@@ -21,8 +21,6 @@ from .settings import Settings
 
 # dvc.yaml keys the fast up-to-date check understands; anything else lets `dvc repro` decide.
 SIMPLE_STAGE_KEYS = {"cmd", "deps", "params", "outs", "metrics", "plots", "desc", "meta"}
-
-
 SIMPLE_OUT_OPTIONS = {"cache", "desc", "remote", "push", "type", "title", "x", "y", "template", "x_label",
                       "y_label", "label", "labels"}
 

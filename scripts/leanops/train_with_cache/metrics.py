@@ -9,9 +9,7 @@ from typing import Any
 
 from .. import config as cfgmod
 from .. import gh
-from ..dvcproject import (
-    Project,
-)
+from ..dvcproject import Project
 from ..errors import BadInput
 from .settings import Settings
 

@@ -11,31 +11,22 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .. import gh, tracking
-from ..dvcproject import (
-    Project,
-)
+from .. import gh, models, tracking
+from ..dvcproject import Project
 from ..errors import BadInput, InfraError
 from .metrics import metrics_files
 from .repro import StageResult, dvc_transfer
 from .settings import Settings
 
 ALIAS = "challenger"
-
-
 TAG_LOCK = "leanops.dvc_lock_sha256"
-
-
 TAG_KEY = "leanops.cache_key"
-
-
 TAG_MODEL = "leanops.model_name"
-
-
 TAG_VERSION = "leanops.model_version"
-
-
 TAG_BATCH = "leanops.batch"
+# "true" on a run logged to the tracking server by a trusted ref (the default branch, a release tag); a skip on a
+# trusted ref reuses only such a run, never one that anything else could have written
+TAG_TRUSTED = "leanops.trusted"
 
 
 @dataclass
@@ -56,19 +47,21 @@ class Outcome:
                 "cache-key": self.cache_key}
 
 
-def find_existing(s: Settings, uri: str, tags: dict[str, str]) -> Outcome | None:
+def find_existing(s: Settings, uri: str, tags: dict[str, str], *, trusted: bool = False) -> Outcome | None:
     """The run that recorded this pipeline state (its dvc.lock digest, or the cache key of the state it started
-    from), with a registered version; without importing mlflow when possible."""
+    from), with a registered version; without importing mlflow when possible. ``trusted``: only a run that a
+    trusted-ref job logged (``leanops.trusted`` = true), and only its own version."""
     store = tracking.reader(uri)
     if store is None:
         return None
     exp = store.experiment_id(s.experiment)
     if exp is None:
         return None
-    run = store.find_run(exp, {**tags, TAG_MODEL: s.model_name})
+    wanted = {**tags, TAG_MODEL: s.model_name, **({TAG_TRUSTED: "true"} if trusted else {})}
+    run = store.find_run(exp, wanted)
     if run is None:
         return None
-    versions = store.versions_of_run(s.model_name, run.run_id)
+    versions = [v for v in store.versions_of_run(s.model_name, run.run_id) if v.run_id == run.run_id]
     if not versions:
         return None
     mv = versions[-1]
@@ -77,18 +70,15 @@ def find_existing(s: Settings, uri: str, tags: dict[str, str]) -> Outcome | None
 
 
 def _load_model(s: Settings) -> Any:
-    import pickle
-
     path = s.root / s.model_path
     if not path.is_file():
         raise BadInput(f"model.path: {s.model_path} does not exist after the pipeline ran; expected the file "
                        "the pipeline writes", file=str(s.cfg.path or "leanops.yml"),
                        line=s.cfg.line_of("model", "path"))
     try:
-        with open(path, "rb") as fh:
-            return pickle.load(fh)  # noqa: S301 - the adopting pipeline's own artifact
-    except Exception as exc:  # noqa: BLE001 - whatever the unpickler says, the file is not a model
-        raise BadInput(f"model.path: {s.model_path} is not a pickled model ({type(exc).__name__}: {exc}); "
+        return models.unpickle(path)
+    except models.NotAModel as exc:
+        raise BadInput(f"model.path: {s.model_path} is not a pickled model ({exc.reason}); "
                        "expected a pickled scikit-learn estimator", file=str(s.cfg.path or "leanops.yml"),
                        line=s.cfg.line_of("model", "path")) from None
 
@@ -151,7 +141,8 @@ def _fault(point: str) -> None:
 
 
 def log_and_register(s: Settings, project: Project, uri: str, key: str, lock_hash: str, metrics: dict[str, float],
-                     stages: list[StageResult], trained: bool, push: bool) -> tuple[str, str]:
+                     stages: list[StageResult], trained: bool, push: bool, *, trusted: bool = False
+                     ) -> tuple[str, str]:
     """One MLflow run with everything, then a model version with the alias challenger.
 
     Registration comes last; any failure before the alias is set deletes the version and marks the run
@@ -179,6 +170,7 @@ def log_and_register(s: Settings, project: Project, uri: str, key: str, lock_has
             exp_id = exp.experiment_id
         tags = {
             TAG_LOCK: lock_hash, TAG_KEY: key, TAG_MODEL: s.model_name, "leanops.trained": str(trained).lower(),
+            TAG_TRUSTED: str(trusted).lower(),
             "mlflow.source.git.commit": gh.commit_sha(s.root), "mlflow.source.type": "JOB",
             "leanops.stages": ",".join(f"{r.name}:{r.state}" for r in stages),
         }
@@ -215,7 +207,10 @@ def log_and_register(s: Settings, project: Project, uri: str, key: str, lock_has
                 signature = _signature(s, project, model)
                 info = mlflow.sklearn.log_model(model, name="model", pip_requirements=_requirements(),
                                                 serialization_format="cloudpickle", signature=signature)
-            gh.step(f"logged run {run_id} ({len(params)} params, {len(metrics)} metrics, model)")
+            digest = logged_digest(info.model_uri, uri)
+            client.set_tag(run_id, models.TAG_SHA256, digest)
+            version_tags[models.TAG_SHA256] = digest
+            gh.step(f"logged run {run_id} ({len(params)} params, {len(metrics)} metrics, model sha256:{digest[:12]})")
             _fault("before-register")
             if push:
                 dvc_transfer(s, "push")
@@ -240,6 +235,18 @@ def log_and_register(s: Settings, project: Project, uri: str, key: str, lock_has
         gh.step(f"registered {s.model_name} version {version} with alias {ALIAS} "
                 f"in {time.monotonic() - t0:.1f}s")
         return run_id, version
+
+
+def logged_digest(model_uri: str, uri: str) -> str:
+    """The digest (``models.model_digest``) of the model's files as the store now holds them, read back."""
+    import tempfile
+
+    import mlflow
+
+    with tempfile.TemporaryDirectory(prefix="leanops-logged-") as tmp:
+        got = Path(mlflow.artifacts.download_artifacts(artifact_uri=model_uri, dst_path=tmp, tracking_uri=uri))
+        found = got if (got / models.MLMODEL).is_file() else next((m.parent for m in got.rglob(models.MLMODEL)), got)
+        return models.model_digest(found)
 
 
 def _requirements() -> list[str]:

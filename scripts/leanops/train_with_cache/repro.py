@@ -4,7 +4,6 @@
 from __future__ import annotations
 
 import collections
-import json
 import os
 import re
 import subprocess
@@ -12,7 +11,6 @@ import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 from .. import gh
 from ..errors import BadInput, CheckFailed, InfraError
@@ -31,6 +29,12 @@ STAGE_LINE = re.compile(
 )
 
 
+PULL_REQUEST_EVENTS = ("pull_request", "pull_request_target", "pull_request_review", "pull_request_review_comment")
+# credentials the kit may hold that the adopter's stages never get (tracking server, GitHub, OIDC)
+STAGE_SECRETS = re.compile(r"^(MLFLOW_TRACKING_(USERNAME|PASSWORD|TOKEN|CLIENT_CERT_PATH|SERVER_CERT_PATH)"
+                           r"|MLFLOW_READ_\w+"
+                           r"|GITHUB_TOKEN|GH_TOKEN|ACTIONS_RUNTIME_TOKEN|ACTIONS_ID_TOKEN_REQUEST_\w+"
+                           r"|LEANOPS_WEBHOOK_URL|LEANOPS_\w*(PASSWORD|TOKEN|SECRET)\w*)$")
 FAILED_LINE = re.compile(r"failed to reproduce '(?P<stage>[^']+)'")
 
 
@@ -44,7 +48,7 @@ def reproduce(s: Settings) -> list[StageResult]:
     results: list[StageResult] = []
     tail: collections.deque[str] = collections.deque(maxlen=25)
     started = time.monotonic()
-    env = dict(os.environ, PYTHONUNBUFFERED="1")
+    env = dict(stage_env(trusted_ref()[0]), PYTHONUNBUFFERED="1")
     venv_bin = str(Path(sys.executable).parent)
     if venv_bin not in env.get("PATH", "").split(os.pathsep):  # the stages' `python` is the one with the libs
         env["PATH"] = venv_bin + os.pathsep + env.get("PATH", "")
@@ -91,28 +95,32 @@ def _stage_table(results: list[StageResult]) -> str:
 
 
 def trusted_ref() -> tuple[bool, str]:
-    """Whether this run may write to shared storage: never a pull request from a fork."""
+    """Whether this run may write to shared storage (the tracking server, the DVC remote, aliases).
+
+    Never a pull request, from a fork or from a branch of this repository alike: its code is not reviewed, and
+    whatever it writes, the default branch would later trust. ml-pipeline decides the rest (a tag must be on the
+    default branch: ``leanops.trusted_ref``) and hands write credentials only to jobs in its environment.
+    """
     event = os.environ.get("GITHUB_EVENT_NAME", "")
     if not event:
         return True, "not on a runner"
+    if event in PULL_REQUEST_EVENTS:
+        return False, f"{event} event: a pull request writes nowhere"
     if event in ("push", "workflow_dispatch", "schedule", "repository_dispatch", "release", "merge_group"):
         return True, f"{event} event"
-    if event == "pull_request":
-        payload: dict[str, Any] = {}
-        path = os.environ.get("GITHUB_EVENT_PATH")
-        if path and Path(path).is_file():
-            try:
-                payload = json.loads(Path(path).read_text(encoding="utf-8"))
-            except (OSError, json.JSONDecodeError):
-                payload = {}
-        pr = payload.get("pull_request") or {}
-        head = ((pr.get("head") or {}).get("repo") or {}).get("full_name")
-        base = ((pr.get("base") or {}).get("repo") or {}).get("full_name") or os.environ.get("GITHUB_REPOSITORY")
-        if head and base and head == base:
-            return True, "pull request from a branch of this repository"
-        return False, "pull request from a fork"
     return False, f"{event} event"
 
+
+def stage_env(trusted: bool) -> dict[str, str]:
+    """The environment of the adopter's DVC stages: the runner's, without any credential of the kit's.
+
+    The stages are the adopter's code and its dependencies; they never need the tracking server's or GitHub's
+    credentials. On a pull request the tracking server's address goes too.
+    """
+    env = {k: v for k, v in os.environ.items() if not STAGE_SECRETS.match(k)}
+    if not trusted:
+        env.pop("MLFLOW_TRACKING_URI", None)
+    return env
 
 def dvc_transfer(s: Settings, verb: str) -> None:
     res = subprocess.run(_dvc([verb, "--run-cache"]), cwd=s.root, capture_output=True, text=True, check=False)

@@ -15,8 +15,6 @@ from .detect import Outcome
 from .settings import MARKER, Settings
 
 CHART_COLUMNS = 30
-
-
 CHART_CAP = 5.0
 
 

@@ -18,26 +18,12 @@ LABEL = "leanops:drift"
 STALE_LABEL = "leanops:drift-stale"
 MARKER = "<!-- leanops:weekly-drift -->"
 STALE_MARKER = "<!-- leanops:weekly-drift-stale -->"
-
-
 DEFAULT_THRESHOLD = 0.5  # Evidently's drift_share
-
-
 DEFAULT_MIN_ROWS = 100
-
-
 DEFAULT_STALE_DAYS = 8
-
-
 DEFAULT_REPORT_DIR = "weekly-drift-report"
-
-
 DEFAULT_SAMPLE_ROWS = 10_000
-
-
 DEFAULT_WORKFLOW = "weekly-drift.yml"
-
-
 DRIFT_EVENTS = ("schedule", "workflow_dispatch")
 
 

@@ -53,14 +53,30 @@ def _cmd_config(args: argparse.Namespace) -> int:
     return 0
 
 
-def main(argv: Sequence[str] | None = None) -> int:
+def parse(argv: Sequence[str] | None = None) -> argparse.Namespace:
+    """The arguments as a user types them. What follows the first ``--`` is handed on unparsed
+    (``passthrough_args``) to a command that takes it (``leanops act``: act's own flags); the command's own flags
+    may stand anywhere before it, around its positional arguments."""
+    args_in = list(sys.argv[1:] if argv is None else argv)
+    passthrough: list[str] = []
+    if "--" in args_in:
+        cut = args_in.index("--")
+        args_in, passthrough = args_in[:cut], args_in[cut + 1:]
     parser = build_parser()
+    args = parser.parse_args(args_in)
+    if passthrough and not getattr(args, "passthrough", False):
+        parser.error(f"unexpected arguments after --: {' '.join(passthrough)}; only `leanops act` hands arguments on")
+    args.passthrough_args = passthrough
+    return args
+
+
+def main(argv: Sequence[str] | None = None) -> int:
     try:
-        args = parser.parse_args(argv)
+        args = parse(argv)
     except SystemExit as exc:  # --help, --version, usage errors
         return int(exc.code) if isinstance(exc.code, int) else ExitCode.BAD_INPUT
     if not getattr(args, "func", None):
-        parser.print_help(sys.stderr)
+        build_parser().print_help(sys.stderr)
         return ExitCode.BAD_INPUT
     try:
         return int(args.func(args))

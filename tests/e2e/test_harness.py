@@ -31,3 +31,24 @@ def test_registry_push_and_pull_by_digest(harness) -> None:
     client.images.remove(f"{repo}:t1", force=True)
     pulled = client.images.pull(f"{repo}@{digest}")
     assert f"{repo}@{digest}" in pulled.attrs["RepoDigests"]
+
+
+def test_leanops_act_as_documented_hands_the_workflow_to_act(harness, tmp_path) -> None:
+    """`leanops act EVENT --workflow W --event-file E -- ACT_FLAGS` typed as the docs show, in a real process."""
+    import json
+    import subprocess
+    import sys
+
+    from ..conftest import make_repo
+
+    repo = make_repo(tmp_path / "caller", {".github/workflows/hello.yml": (
+        "on: pull_request\npermissions: {}\njobs:\n  hello:\n    runs-on: ubuntu-latest\n"
+        "    steps:\n      - run: echo hello\n"), ".github/workflows/other.yml": (
+        "on: push\npermissions: {}\njobs:\n  other:\n    runs-on: ubuntu-latest\n    steps:\n      - run: echo o\n")})
+    event = tmp_path / "pr.json"
+    event.write_text(json.dumps({"pull_request": {"number": 1}}))
+    res = subprocess.run([sys.executable, "-m", "leanops", "act", "pull_request", "--repo", str(repo), "--workflow",
+                          ".github/workflows/hello.yml", "--event-file", str(event), "--", "--list"],
+                         capture_output=True, text=True, timeout=300)
+    assert res.returncode == 0, res.stderr
+    assert "hello" in res.stdout and "other" not in res.stdout, res.stdout

@@ -100,3 +100,24 @@ def test_flag_env_with_bad_value_is_usage_error(monkeypatch: pytest.MonkeyPatch)
     with pytest.raises(SystemExit) as info:
         add_flag(parser, "--dvc-pull", help="pull", default=True, kind="bool")
     assert info.value.code == 2
+
+
+@pytest.mark.parametrize("argv", [
+    # the documented form (README, docs/local-act.md): the kit's flags after the event
+    ["act", "pull_request", "--workflow", ".github/workflows/ml-pipeline.yml", "--event-file", "pr.json"],
+    # and before it, and act's own flags after `--`
+    ["act", "--workflow", ".github/workflows/ml-pipeline.yml", "pull_request", "--event-file", "pr.json"],
+    ["act", "--event-file", "pr.json", "--workflow", ".github/workflows/ml-pipeline.yml", "pull_request", "--",
+     "--list", "-v"],
+])
+def test_act_takes_its_flags_in_any_order_and_hands_on_what_follows_the_double_dash(argv: list[str]) -> None:
+    args = cli.parse(argv)
+    assert (args.event, args.workflow, args.event_file) == ("pull_request", ".github/workflows/ml-pipeline.yml",
+                                                           "pr.json")
+    assert args.passthrough_args == (["--list", "-v"] if "--" in argv else [])
+
+
+def test_only_act_takes_arguments_after_the_double_dash(capsys: pytest.CaptureFixture[str]) -> None:
+    assert cli.main(["config", "--", "--list"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert "unexpected arguments after --: --list" in err[0]

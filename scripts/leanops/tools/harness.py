@@ -402,8 +402,9 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     p.add_argument("--input", action="append", default=[], help="workflow_dispatch input KEY=VALUE")
     p.add_argument("--secret", action="append", default=[], help="secret KEY=VALUE")
     p.add_argument("--prepare", action="store_true", help="only ensure the engine and the runner image")
-    p.add_argument("act_args", nargs=argparse.REMAINDER, help="after --: passed to act as they are")
-    p.set_defaults(func=run)
+    # act's own flags come after `--` (`leanops act pull_request --workflow W -- --list`); the command splits them
+    # off before parsing, so the kit's flags may stand before or after the event
+    p.set_defaults(func=run, passthrough=True)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -413,7 +414,7 @@ def run(args: argparse.Namespace) -> int:
     if args.prepare:
         gh.step(f"engine ready; runner image {harness.image}; store {harness.store}")
         return 0
-    extra = [a for a in args.act_args if a != "--"]
+    extra = list(getattr(args, "passthrough_args", None) or [])
     act_run = ActRun(
         repo=Path(args.repo).resolve(), event=args.event, workflow=args.workflow,
         event_file=Path(args.event_file).resolve() if args.event_file else None,

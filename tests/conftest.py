@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from .services import free_port, wait_for_http
+from .services import mlflow_auth_server as mlflow_auth_server_at
 from .services import mlflow_server as mlflow_server_at
 
 __all__ = ["free_port", "wait_for_http"]  # imported from here by the tests
@@ -85,3 +86,11 @@ def mlflow_server(tmp_path_factory: pytest.TempPathFactory):
     """A real `mlflow server` on 127.0.0.1 (free port, sqlite backend, artifacts in a tmp dir); yields its URI."""
     with mlflow_server_at(tmp_path_factory.mktemp("mlflow-server")) as uri:
         yield uri
+
+
+@pytest.fixture(scope="session")
+def mlflow_auth_server(tmp_path_factory: pytest.TempPathFactory):
+    """A real `mlflow server --app-name basic-auth` on 127.0.0.1 with the users admin, writer and reader
+    (``tests.services.AuthServer``: ``uri``, the users, ``call``, ``grant``, ``share``)."""
+    with mlflow_auth_server_at(tmp_path_factory.mktemp("mlflow-auth-server")) as server:
+        yield server

@@ -139,7 +139,10 @@ def test_the_publish_path_restores_no_cache_and_alone_may_write_packages() -> No
     root = bpi_image.kit_root()
     action = yaml.safe_load((root / "actions/build-push-image/action.yml").read_text())
     setup, run = action["runs"]["steps"]
-    assert setup["uses"] == "leanops/leanops@main" and setup["with"]["extras"] == "build-push-image"
+    from leanops.tools import release
+
+    (kit_ref,) = {r.ref for r in release.find_self_refs(root)}
+    assert setup["uses"] == f"leanops/leanops@{kit_ref}" and setup["with"]["extras"] == "build-push-image"
     assert setup["with"]["cache"] == "false"
     assert run["run"] == "leanops build-push-image" and all(k.startswith(("LEANOPS_", "DO_NOT", "MLFLOW_"))
                                                             for k in run["env"])

@@ -281,6 +281,18 @@ def test_help_lists_the_subcommands(capsys: pytest.CaptureFixture[str]) -> None:
 # ---------------------------------------------------------------------------- wiring
 
 
+def _kit_ref() -> str:
+    """The one commit every self-reference of the kit names (release.find_self_refs; a full SHA)."""
+    from leanops.tools import release
+
+    (ref,) = {r.ref for r in release.find_self_refs(ROOT)}
+    assert len(ref) == 40, ref
+    return ref
+
+
+KIT_REF = _kit_ref()
+
+
 def _flags() -> set[str]:
     parser = cli.build_parser()
     sub = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
@@ -290,8 +302,10 @@ def _flags() -> set[str]:
 def test_action_passes_every_input_as_a_flag_variable() -> None:
     action = yaml.safe_load((ROOT / "actions/weekly-drift/action.yml").read_text())
     steps = action["runs"]["steps"]
-    assert steps[0] == {"uses": "leanops/leanops@main", "with": {"extras": "weekly-drift",
-                                                                 "python": "${{ inputs.python }}"}}
+    # the kit's own setup at its pinned commit, with no cache (the job holds the issues token)
+    assert steps[0] == {"uses": f"leanops/leanops@{KIT_REF}", "with": {"extras": "weekly-drift",
+                                                                       "python": "${{ inputs.python }}",
+                                                                       "cache": "false"}}
     run = steps[1]
     assert run["id"] == "run" and run["run"] == "leanops weekly-drift" and run["shell"] == "bash"
     flags = _flags()
@@ -319,7 +333,7 @@ def test_reusable_workflow_gives_each_job_the_least_permissions() -> None:
     assert jobs["retrain"]["permissions"] == {"actions": "write"}
     assert jobs["stale-check"]["permissions"] == {"contents": "read", "issues": "write", "actions": "read"}
     drift_uses = [s.get("uses", "") for s in jobs["drift"]["steps"]]
-    assert "leanops/leanops/actions/weekly-drift@main" in drift_uses
+    assert f"leanops/leanops/actions/weekly-drift@{KIT_REF}" in drift_uses
     assert any(u.startswith("actions/upload-artifact@") for u in drift_uses)
     for job in jobs.values():
         assert job["runs-on"] == "${{ startsWith(inputs.runs-on, '[') && fromJSON(inputs.runs-on) || inputs.runs-on }}"
@@ -332,5 +346,5 @@ def test_template_is_a_weekly_caller() -> None:
     on = tpl[True]
     assert on["schedule"][0]["cron"].split()[4] in ("1", "MON") and "workflow_dispatch" in on
     job = tpl["jobs"]["drift"]
-    assert job["uses"] == "leanops/leanops/.github/workflows/weekly-drift.yml@main"
+    assert job["uses"] == f"leanops/leanops/.github/workflows/weekly-drift.yml@{KIT_REF}"
     assert tpl["permissions"] == {} and job["permissions"]["issues"] == "write"

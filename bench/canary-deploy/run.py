@@ -95,8 +95,10 @@ def main() -> int:
     cleanup_deployment(NAME)
     try:
         print("building the model images ...", file=sys.stderr, flush=True)
-        images = build_images(project, base, ["stable", "healthy", "errors-5pct", "shifted", "crash"])
-        images["errors"] = images.pop("errors-5pct")
+        wanted = {"healthy": "healthy", "errors": "errors-5pct", "shifted": "shifted", "crash": "crash"}
+        images = build_images(project, base, ["stable", *[wanted[k] for k in kinds if k in wanted]])
+        if "errors-5pct" in images:
+            images["errors"] = images.pop("errors-5pct")
         res, _, _ = deploy(project, "--image", images["stable"], *common)
         if res.returncode != 0:
             raise RuntimeError(f"first deploy failed: {res.stderr[-2000:]}")

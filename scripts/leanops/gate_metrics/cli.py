@@ -27,8 +27,9 @@ from .sources import Settings
 def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     p = sub.add_parser(SECTION, help="gate the candidate model on thresholds and against the champion")
     p.add_argument("action", nargs="?", default=os.environ.get("LEANOPS_COMMAND") or "run",
-                   choices=["run", "promote"],
-                   help="run (default; env LEANOPS_COMMAND): gate the candidate; promote: make it the champion")
+                   choices=["run", "promote", "comment"],
+                   help="run (default; env LEANOPS_COMMAND): gate the candidate; promote: make it the champion; "
+                        "comment: post a report file as the pull request's sticky comment (a job that loads no model)")
     add_flag(p, "--working-directory", help="the folder holding leanops.yml (paths are relative to it)", default=".")
     add_flag(p, "--model-name", help="registered model name (default: model.name in leanops.yml)", default="")
     add_flag(p, "--model-version", default="",
@@ -46,6 +47,8 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     add_flag(p, "--tracking-uri", default="",
              help="MLflow tracking URI (default: MLFLOW_TRACKING_URI, leanops.yml, else the embedded local store)")
     add_flag(p, "--comment", kind="bool", default=True, help="post the report as one sticky pull-request comment")
+    add_flag(p, "--report-file", default="",
+             help="comment: the gate's report.md (default: .leanops/gate-metrics/report.md in working-directory)")
     add_flag(p, "--rollback", kind="bool", default=False,
              help="promote: make previous-champion the champion again (instead of the candidate)")
     add_flag(p, "--any-branch", kind="bool", default=False,
@@ -68,6 +71,10 @@ def settings(args: argparse.Namespace) -> Settings:
 
 def run(args: argparse.Namespace) -> int:
     tracking.quiet_env()
+    if args.action == "comment":
+        from .report import comment_from_file
+
+        return comment_from_file(cfgmod.enter(args.working_directory), args.report_file, parse_bool(args.comment))
     s = settings(args)
     if args.action == "promote":
         from .promote import promote

@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from .. import gh, notify
-from ..errors import CheckFailed, LeanopsError
+from ..errors import BadInput, CheckFailed, LeanopsError
 from ..fsutil import atomic_write, atomic_write_json
 from .gates import Gate, Verdict
 from .sources import Point, Settings, Side, event
@@ -191,14 +191,28 @@ def fork_of(payload: dict[str, Any]) -> str | None:
     return name if name and base and name.lower() != base.lower() else None
 
 
+def comment_from_file(root: Path, report_file: str, enabled: bool) -> int:
+    """``gate-metrics comment``: post the gate's report as the sticky comment, from a job that holds the
+    pull-requests token and loads no model (the gate, which unpickles the candidate, holds no write token)."""
+    path = Path(report_file) if report_file else root / REPORT_DIR / "report.md"
+    if not path.is_file():
+        raise BadInput(f"report-file: {path} not found; expected the gate job's report.md (its artifact)")
+    _post(path.read_text(encoding="utf-8"), enabled)
+    return 0
+
+
 def post_comment(s: Settings, body: str) -> None:
     """One sticky comment on the pull request, created once and updated in place (found by a hidden marker)."""
+    _post(body, s.comment)
+
+
+def _post(body: str, enabled: bool) -> None:
     from ..github_api import ApiError, GitHubAPI
 
     payload = event()
     pr = payload.get("pull_request")
     number = (pr or {}).get("number") or payload.get("number")
-    if not s.comment or not pr or not number:
+    if not enabled or not pr or not number:
         return
     fork = fork_of(payload)
     if fork:

@@ -110,11 +110,16 @@ def upload() -> None:
     if dest.exists():
         shutil.rmtree(dest)
     dest.mkdir(parents=True)
-    for f in files:
-        if f.is_dir():
-            shutil.copytree(f, dest / f.name, dirs_exist_ok=True)
-        else:
-            shutil.copy2(f, dest / f.name)
+    if len(files) == 1 and files[0].is_dir():
+        # as the real action: one directory's contents land at the artifact's root
+        shutil.copytree(files[0], dest, dirs_exist_ok=True)
+        files = [files[0]]
+    else:
+        for f in files:
+            if f.is_dir():
+                shutil.copytree(f, dest / f.name, dirs_exist_ok=True)
+            else:
+                shutil.copy2(f, dest / f.name)
     print(f"{LABEL} artifact {name}: {len(files)} path(s) -> {dest}")
     output("artifact-id", name)
     output("artifact-url", dest.as_uri())

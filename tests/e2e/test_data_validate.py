@@ -72,9 +72,10 @@ def test_good_data_passes_corrupted_data_fails_and_docs_are_uploaded(harness, tm
         # corrupted data: exit 1 with one error line naming the suite
         assert "2 expectation(s) of expectations/small.json failed on 1 of 1 dataset(s)" in out, out[-6000:]
         assert "Traceback" not in out
-        # both artifacts hold the Data Docs and the result, whatever the verdict
-        good = store / f"{artifact}-good" / "data-validate-report"
-        bad = store / f"{artifact}-bad" / "data-validate-report"
+        # both artifacts hold the Data Docs and the result, whatever the verdict (one directory uploaded: its
+        # contents at the artifact's root, as GitHub's upload-artifact does)
+        good = store / f"{artifact}-good"
+        bad = store / f"{artifact}-bad"
         assert (good / "data-docs" / "index.html").is_file(), sorted(store.glob(f"{artifact}*/**/*"))
         assert list((good / "data-docs" / "validations").rglob("*.html"))
         assert json.loads((good / "result.json").read_text())["success"] is True

@@ -126,7 +126,8 @@ def test_train_with_cache_registers_with_the_writer_and_stops_in_one_line_with_t
     err = capsys.readouterr().err
     lines = [ln for ln in err.splitlines() if ln.startswith("leanops ")]
     assert code == 3, err[-3000:]
-    assert len(lines) == 1 and ("403" in lines[0] or "PERMISSION_DENIED" in lines[0]), err[-3000:]
+    assert len(lines) == 1 and "403" in lines[0] and "Permission denied" in lines[0], err[-3000:]
+    assert lines[0].startswith("leanops train-with-cache: error: tracking server "), lines[0]
     assert "Traceback" not in err
     assert run_ids(server, exp) == [out["run-id"]]
     assert versions(server, model) == ["1"] and aliases(server, model) == {"challenger": "1"}

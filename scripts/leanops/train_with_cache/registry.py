@@ -183,7 +183,9 @@ def log_and_register(s: Settings, project: Project, uri: str, key: str, lock_has
         for path, md5 in project.locked_dep_hashes().items():
             tags[f"dvc.dep.{path}"] = md5
         params = {k: v for f in project.params(s.params_file, {}).values() for k, v in f.items()}
-        run = client.create_run(exp_id, tags=tags, run_name=f"train-{lock_hash[:8]}")
+        # the first write: a credential that may only read (PERMISSION_DENIED) ends here in one line, exit 3
+        run = tracking.mlflow_call(uri, f"create a run in experiment {s.experiment}", client.create_run, exp_id,
+                                   tags=tags, run_name=f"train-{lock_hash[:8]}")
         run_id = run.info.run_id
         version: str | None = None
         try:

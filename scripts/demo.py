@@ -71,8 +71,10 @@ def make_repo(dest: Path, base_image: str, port: int) -> Path:
     config = dest / "leanops.yml"
     # the example's canary limits are the adopter template's (no demo-only ones); its 20 s windows at the demo's
     # 30 requests per second give the canary's 10% about 60 requests a window, above min-requests (50)
-    text = config.read_text()
-    text = text.replace('    publish: "8080"\n', f'    publish: "127.0.0.1:{port}"\n    base-image: {base_image}\n')
+    router = f'    publish: "127.0.0.1:{port}"\n    base-image: {base_image}'
+    text, found = re.subn(r'(?m)^    publish: "[^"]*".*$', router, config.read_text(), count=1)
+    if found != 1:  # the router's local base image and port must land, or the router's build pulls from a hub
+        raise SystemExit(f"demo: {config}: no canary-deploy.router.publish line to point at the demo's port")
     config.write_text(text + f"\nbuild-push-image:\n  registry: {REGISTRY}/leanops-demo\n  base-image: {base_image}\n")
     git(dest, "init", "-q", "-b", "main")
     git(dest, "add", "-A")

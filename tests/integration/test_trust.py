@@ -47,7 +47,8 @@ def test_a_pull_request_writes_nothing_to_the_server_and_its_stage_sees_no_crede
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch, runner_files, mlflow_server: str, client) -> None:
     repo = tiny_repo(tmp_path / "r", stage_code=SPY_STAGE)
     _pr_event(tmp_path, monkeypatch)
-    for key, value in (("MLFLOW_TRACKING_URI", mlflow_server), ("MLFLOW_TRACKING_USERNAME", "writer"),
+    for key, value in (("MLFLOW_TRACKING_URI", mlflow_server), ("MLFLOW_REGISTRY_URI", mlflow_server),
+                       ("MLFLOW_TRACKING_USERNAME", "writer"),
                        ("MLFLOW_TRACKING_PASSWORD", "s3cret-pass12"), ("MLFLOW_READ_PASSWORD", "r3ad"),
                        ("GITHUB_TOKEN", "ghs_x")):
         monkeypatch.setenv(key, value)
@@ -55,8 +56,8 @@ def test_a_pull_request_writes_nothing_to_the_server_and_its_stage_sees_no_crede
     out = outputs(runner_files["GITHUB_OUTPUT"])
     assert out["tracking"] == "local" and out["model-version"] == "1"
     seen = json.loads((repo / "seen.json").read_text())
-    secrets = {"MLFLOW_TRACKING_URI", "MLFLOW_TRACKING_USERNAME", "MLFLOW_TRACKING_PASSWORD", "MLFLOW_READ_PASSWORD",
-               "GITHUB_TOKEN"}
+    secrets = {"MLFLOW_TRACKING_URI", "MLFLOW_REGISTRY_URI", "MLFLOW_TRACKING_USERNAME", "MLFLOW_TRACKING_PASSWORD",
+               "MLFLOW_READ_PASSWORD", "GITHUB_TOKEN"}
     assert not secrets & set(seen["env"]) and seen["files"] == [], seen
     assert not {"s3cret-pass12", "r3ad", "ghs_x", mlflow_server} & set(seen["env"].values()), seen
     assert client.search_registered_models(filter_string="name = 'pr-model'") == []

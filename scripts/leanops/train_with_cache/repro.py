@@ -115,11 +115,12 @@ def stage_env(trusted: bool) -> dict[str, str]:
     """The environment of the adopter's DVC stages: the runner's, without any credential of the kit's.
 
     The stages are the adopter's code and its dependencies; they never need the tracking server's or GitHub's
-    credentials. On a pull request the tracking server's address goes too.
+    credentials. On a pull request the tracking server's and the registry's addresses go too.
     """
     env = {k: v for k, v in os.environ.items() if not STAGE_SECRETS.match(k)}
-    if not trusted:
-        env.pop("MLFLOW_TRACKING_URI", None)
+    if not trusted:  # nor where the servers are
+        for name in ("MLFLOW_TRACKING_URI", "MLFLOW_REGISTRY_URI"):
+            env.pop(name, None)
     return env
 
 def dvc_transfer(s: Settings, verb: str) -> None:

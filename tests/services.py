@@ -83,6 +83,13 @@ def stop_process_group(pid: int, wait: float = 20) -> None:
         os.killpg(pid, signal.SIGKILL)
 
 
+def stop_server(proc: subprocess.Popen[bytes]) -> None:
+    """Stop a server started in its own process group, and reap it."""
+    stop_process_group(proc.pid)
+    with contextlib.suppress(subprocess.TimeoutExpired):
+        proc.wait(timeout=5)
+
+
 @contextlib.contextmanager
 def mlflow_server(base: Path, port: int | None = None) -> Iterator[str]:
     """A real `mlflow server` for the duration of the block; yields its URI."""
@@ -90,9 +97,7 @@ def mlflow_server(base: Path, port: int | None = None) -> Iterator[str]:
     try:
         yield uri
     finally:
-        stop_process_group(proc.pid)
-        with contextlib.suppress(subprocess.TimeoutExpired):
-            proc.wait(timeout=5)
+        stop_server(proc)
 
 
 @dataclass(frozen=True)
@@ -243,9 +248,7 @@ def mlflow_auth_server(base: Path, port: int | None = None) -> Iterator[AuthServ
     try:
         yield server
     finally:
-        stop_process_group(proc.pid)
-        with contextlib.suppress(subprocess.TimeoutExpired):
-            proc.wait(timeout=5)
+        stop_server(proc)
 
 
 def remove_deployment(name: str) -> None:

@@ -12,13 +12,14 @@ from __future__ import annotations
 
 import csv
 import math
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from ..errors import BadInput
-from .gates import Interval
+from ..tasks import BINARY, MULTICLASS, REGRESSION, canonical
+from .gates import TASK_METRICS, Interval
 
 CHUNK_CELLS = 2_000_000  # resamples x rows per weight matrix (about 16 MB of float64)
 
@@ -27,14 +28,23 @@ CHUNK_CELLS = 2_000_000  # resamples x rows per weight matrix (about 16 MB of fl
 class Predictions:
     path: str
     ids: list[str]
-    y_true: Any  # numpy arrays
+    y_true: Any  # numpy arrays; classification with label encoding: the codes (indexes into classes)
     y_pred: Any
-    y_score: Any | None = None
+    y_score: Any | None = None  # binary: the probability (or score) of the positive class
     columns: dict[str, list[str]] = field(default_factory=dict)  # the other columns, as text
     id_name: str = "id"
+    task: str | None = None  # None: as before tasks (numeric labels, binary metrics by 0.5)
+    classes: list[str] = field(default_factory=list)  # label-encoded classification: the labels in code order
+    proba: Any | None = None  # rows x classes: the proba_<class> columns in the order of classes
+    true_text: list[str] = field(default_factory=list)  # the labels as text (canonical: 1.0 is 1)
+    pred_text: list[str] = field(default_factory=list)
+    proba_of: dict[str, Any] = field(default_factory=dict)  # class label -> its proba_<class> column
 
     def __len__(self) -> int:
         return len(self.ids)
+
+
+PROBA_PREFIX = "proba_"
 
 
 def pick_id_column(header: Sequence[str], wanted: str | None) -> str:
@@ -48,12 +58,7 @@ def pick_id_column(header: Sequence[str], wanted: str | None) -> str:
     return header[0]
 
 
-def read_predictions(path: Path, *, shown: str | None = None, id_column: str | None = None,
-                     label: str = "y_true", prediction: str = "y_pred", score: str = "y_score") -> Predictions:
-    """A predictions CSV: an id column, the label, the prediction, optionally a score and other columns."""
-    import numpy as np
-
-    name = shown or str(path)
+def _rows(path: Path, name: str) -> tuple[list[str], list[list[str]]]:
     try:
         with open(path, newline="", encoding="utf-8") as fh:
             rows = list(csv.reader(fh))
@@ -64,7 +69,42 @@ def read_predictions(path: Path, *, shown: str | None = None, id_column: str | N
         raise BadInput(f"cannot read the predictions: {exc}", file=name) from None
     if not rows or not rows[0]:
         raise BadInput("empty predictions file; expected a header and one row per example", file=name)
-    header, body = [h.strip() for h in rows[0]], [r for r in rows[1:] if r]
+    return [h.strip() for h in rows[0]], [r for r in rows[1:] if r]
+
+
+def label_values(path: Path, *, shown: str | None = None, label: str = "y_true") -> list[str] | None:
+    """The label column's values as text (None when the file has no such column): what the task is inferred
+    from."""
+    header, body = _rows(path, shown or str(path))
+    if label not in header:
+        return None
+    i = header.index(label)
+    return [r[i] for r in body if len(r) == len(header)]
+
+
+def sort_labels(labels: Iterable[str]) -> list[str]:
+    """Class labels in scikit-learn's order: numerically when every label is a number, else as text."""
+    found = sorted(set(labels))
+    try:
+        return sorted(found, key=float)
+    except ValueError:
+        return found
+
+
+def read_predictions(path: Path, *, shown: str | None = None, id_column: str | None = None,
+                     label: str = "y_true", prediction: str = "y_pred", score: str = "y_score",
+                     task: str | None = None) -> Predictions:
+    """A predictions CSV: an id column, the label, the prediction, optionally a score, per-class probabilities
+    (``proba_<class>``, one column per class) and other columns.
+
+    ``task`` None or regression: label and prediction are numbers. binary: labels 0/1 as numbers (the prediction
+    may be a probability, cut at 0.5), other labels (``yes``/``no``, 1/2) encoded in scikit-learn's order, the
+    second class positive. multiclass: any labels, encoded in scikit-learn's order.
+    """
+    import numpy as np
+
+    name = shown or str(path)
+    header, body = _rows(path, name)
     id_name = pick_id_column(header, id_column)
     missing = [c for c in (id_name, label, prediction) if c not in header]
     if missing:
@@ -88,9 +128,58 @@ def read_predictions(path: Path, *, shown: str | None = None, id_column: str | N
     if len(set(ids)) != len(ids):
         dup = next(i for i in ids if ids.count(i) > 1)
         raise BadInput(f"column {id_name!r} repeats {dup!r}; expected one row per example", file=name)
-    others = {h: [r[i] for r in body] for h, i in index.items() if h not in (id_name, label, prediction, score)}
-    return Predictions(name, ids, numbers(label), numbers(prediction),
-                       numbers(score) if score in index else None, others, id_name)
+    proba_columns = {canonical(h[len(PROBA_PREFIX):]): h for h in header
+                     if h.startswith(PROBA_PREFIX) and h not in (id_name, label, prediction, score)}
+    special = {id_name, label, prediction, score, *proba_columns.values()}
+    others = {h: [r[i] for r in body] for h, i in index.items() if h not in special}
+    y_score = numbers(score) if score in index else None
+    table = Predictions(name, ids, None, None, y_score, others, id_name, task)
+    if task is None or task == REGRESSION:
+        table.y_true, table.y_pred = numbers(label), numbers(prediction)
+        return table
+    table.true_text = [canonical(r[index[label]]) for r in body]
+    table.pred_text = [canonical(r[index[prediction]]) for r in body]
+    for cls, column in proba_columns.items():
+        values = numbers(column)
+        if np.any((values < 0) | (values > 1)):
+            bad = int(np.flatnonzero((values < 0) | (values > 1))[0])
+            raise BadInput(f"column {column!r}: {body[bad][index[column]]!r} is not a probability; expected a "
+                           "number from 0 to 1", file=name, line=bad + 2)
+        table.proba_of[cls] = values
+    if proba_columns:
+        lacking = sorted(set(table.true_text) - set(proba_columns))
+        if lacking:
+            raise BadInput(f"no column {', '.join(PROBA_PREFIX + c for c in lacking)}; expected one "
+                           f"{PROBA_PREFIX}<class> column for every class of {label} (the columns are "
+                           f"{', '.join(header)})", file=name)
+    if task == BINARY and set(table.true_text) <= {"0", "1"} and all(map(_is_number, table.pred_text)):
+        # 0/1 labels: numbers as before (a prediction may be a probability, cut at 0.5)
+        table.y_true, table.y_pred = numbers(label), numbers(prediction)
+        if table.y_score is None and "1" in table.proba_of:
+            table.y_score = table.proba_of["1"]
+        return table
+    recode(table, sort_labels([*table.true_text, *table.pred_text, *proba_columns]))
+    if task == BINARY:
+        if len(table.classes) > 2:
+            raise BadInput(f"columns {label!r} and {prediction!r} hold {len(table.classes)} labels "
+                           f"({', '.join(table.classes[:5])}); a binary model predicts one of 2", file=name)
+        if table.y_score is None and len(table.classes) == 2 and table.classes[1] in table.proba_of:
+            table.y_score = table.proba_of[table.classes[1]]
+    return table
+
+
+def recode(table: Predictions, classes: list[str]) -> Predictions:
+    """Label-encode ``table`` in place on ``classes`` (a superset of its labels): codes and the proba matrix."""
+    import numpy as np
+
+    code = {c: i for i, c in enumerate(classes)}
+    table.classes = list(classes)
+    table.y_true = np.array([code[c] for c in table.true_text], dtype=float)
+    table.y_pred = np.array([code[c] for c in table.pred_text], dtype=float)
+    if table.proba_of:
+        zeros = np.zeros(len(table.ids))
+        table.proba = np.column_stack([table.proba_of.get(c, zeros) for c in classes])
+    return table
 
 
 def _is_number(text: str) -> bool:
@@ -118,6 +207,8 @@ def _ratio(num: Any, den: Any) -> Any:
 
 
 def _accuracy(w: Any, t: Predictions) -> Any:
+    if t.task == MULTICLASS:
+        return (w @ (t.y_true == t.y_pred).astype(float)) / w.sum(axis=1)
     tp, fp, fn, tn = _confusion(w, t.y_true, t.y_pred)
     return _ratio(tp + tn, tp + fp + fn + tn)
 
@@ -135,6 +226,52 @@ def _recall(w: Any, t: Predictions) -> Any:
 def _f1(w: Any, t: Predictions) -> Any:
     tp, fp, fn, _ = _confusion(w, t.y_true, t.y_pred)
     return _ratio(2 * tp, 2 * tp + fp + fn)
+
+
+def _codes(t: Predictions) -> tuple[Any, Any, list[int]]:
+    """Class codes of label and prediction, and the classes present in either (scikit-learn's macro average
+    runs over the labels of y_true and y_pred)."""
+    import numpy as np
+
+    if t.task == MULTICLASS:
+        y, p = t.y_true.astype(int), t.y_pred.astype(int)
+    else:
+        y, p = (t.y_true > 0.5).astype(int), (t.y_pred > 0.5).astype(int)
+    return y, p, sorted(set(np.unique(y).tolist()) | set(np.unique(p).tolist()))
+
+
+def _macro(kind: str) -> Callable[[Any, Predictions], Any]:
+    """Macro-averaged f1, precision or recall: one binary score per class, their unweighted mean."""
+
+    def metric(w: Any, t: Predictions) -> Any:
+        y, p, present = _codes(t)
+        scores = []
+        for k in present:
+            yk, pk = (y == k).astype(float), (p == k).astype(float)
+            tp, fp, fn = w @ (yk * pk), w @ ((1 - yk) * pk), w @ (yk * (1 - pk))
+            if kind == "f1":
+                scores.append(_ratio(2 * tp, 2 * tp + fp + fn))
+            elif kind == "precision":
+                scores.append(_ratio(tp, tp + fp))
+            else:
+                scores.append(_ratio(tp, tp + fn))
+        return sum(scores) / len(scores)
+
+    return metric
+
+
+def _log_loss(w: Any, t: Predictions) -> Any:
+    """Mean negative log-likelihood of the true class; probabilities clipped to [eps, 1 - eps] as scikit-learn."""
+    import numpy as np
+
+    eps = np.finfo(float).eps
+    if t.task == MULTICLASS:
+        p = t.proba[np.arange(len(t)), t.y_true.astype(int)]
+    else:
+        score = np.clip(t.y_score, eps, 1 - eps)
+        p = np.where(t.y_true > 0.5, score, 1 - score)
+    loss = -np.log(np.clip(p, eps, 1 - eps))
+    return (w @ loss) / w.sum(axis=1)
 
 
 def _roc_auc(w: Any, t: Predictions) -> Any:
@@ -170,14 +307,39 @@ def _rmse(w: Any, t: Predictions) -> Any:
     return np.sqrt(_mean_error(2)(w, t))
 
 
+def _r2(w: Any, t: Predictions) -> Any:
+    """1 - residual / total sum of squares; as scikit-learn, 1.0 for a perfect fit of a constant, else 0.0."""
+    import numpy as np
+
+    y = t.y_true - t.y_true.mean()  # centred: the total sum of squares without cancellation
+    total_w = w.sum(axis=1)
+    residual = w @ ((t.y_true - t.y_pred) ** 2)
+    total = w @ (y * y) - (w @ y) ** 2 / total_w
+    total = np.where(total > 1e-12 * np.maximum(w @ (y * y), 1e-300), total, 0.0)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        r2 = 1 - residual / np.where(total > 0, total, 1.0)
+    return np.where(total > 0, r2, np.where(residual == 0, 1.0, 0.0))
+
+
 METRICS: dict[str, Callable[[Any, Predictions], Any]] = {
     "accuracy": _accuracy, "precision": _precision, "recall": _recall, "f1": _f1, "roc_auc": _roc_auc,
-    "mae": _mean_error(1), "mse": _mean_error(2), "rmse": _rmse,
+    "f1_macro": _macro("f1"), "precision_macro": _macro("precision"), "recall_macro": _macro("recall"),
+    "log_loss": _log_loss, "mae": _mean_error(1), "mse": _mean_error(2), "rmse": _rmse, "r2": _r2,
 }
 
 
 def computable(metric: str, table: Predictions) -> bool:
-    return metric in METRICS and (metric != "roc_auc" or table.y_score is not None)
+    """Whether ``metric`` can be computed from the table: it is known, fits the table's task (any metric when
+    the task is not known) and the columns it needs are there."""
+    if metric not in METRICS:
+        return False
+    if table.task is not None and metric not in TASK_METRICS[table.task]:
+        return False
+    if metric == "roc_auc":
+        return table.y_score is not None
+    if metric == "log_loss":
+        return table.proba is not None if table.task == MULTICLASS else table.y_score is not None
+    return True
 
 
 def point(metric: str, table: Predictions) -> float:
@@ -202,6 +364,14 @@ def align(candidate: Predictions, champion: Predictions) -> tuple[Predictions, P
     if len(common) != len(candidate) or len(common) != len(champion):
         return candidate, champion, (f"not the same evaluation set: {len(common)} of {len(candidate)} candidate and "
                                      f"{len(champion)} champion rows share an {candidate.id_name}")
+    if candidate.classes or champion.classes:  # label-encoded: one code per label on both sides
+        if candidate.task != champion.task or not (candidate.classes and champion.classes):
+            return candidate, champion, "the two files do not hold the same kind of labels"
+        union = sort_labels([*candidate.classes, *champion.classes])
+        if union != candidate.classes:
+            recode(candidate, union)
+        if union != champion.classes:
+            recode(champion, union)
     c_idx = np.array(common)
     h_idx = np.array([where[candidate.ids[i]] for i in common])
     a, b = _take(candidate, c_idx), _take(champion, h_idx)
@@ -214,7 +384,10 @@ def align(candidate: Predictions, champion: Predictions) -> tuple[Predictions, P
 def _take(t: Predictions, idx: Any) -> Predictions:
     return Predictions(t.path, [t.ids[i] for i in idx], t.y_true[idx], t.y_pred[idx],
                        None if t.y_score is None else t.y_score[idx],
-                       {k: [v[i] for i in idx] for k, v in t.columns.items()}, t.id_name)
+                       {k: [v[i] for i in idx] for k, v in t.columns.items()}, t.id_name, t.task, list(t.classes),
+                       None if t.proba is None else t.proba[idx], [t.true_text[i] for i in idx] if t.true_text else [],
+                       [t.pred_text[i] for i in idx] if t.pred_text else [],
+                       {k: v[idx] for k, v in t.proba_of.items()})
 
 
 def weights(rng: Any, resamples: int, n: int) -> Any:

@@ -26,6 +26,22 @@ LATENCY_BATCH = "latency_p95_batch_ms"
 LOWER_IS_BETTER = re.compile(r"(loss|error|rmse|mse|mae|mape|latency|brier|perplexity|_ms$|_seconds$|difference$)",
                              re.IGNORECASE)
 EPS = 1e-9  # float noise: 0.80 - 0.78 is 0.020000000000000018
+GROUP_MAE_DIFF = "group_mae_difference"
+
+# The metrics leanops knows (computes from the predictions, or judges by name) and the tasks they fit. A gate
+# on a metric of another task is a configuration mistake (BadInput); metrics leanops does not know (an
+# adopter's own) fit every task. Latency fits every task.
+BINARY, MULTICLASS, REGRESSION = "binary", "multiclass", "regression"
+TASK_METRICS: dict[str, tuple[str, ...]] = {
+    BINARY: ("roc_auc", "f1", "accuracy", "precision", "recall", "log_loss", "f1_macro", "precision_macro",
+             "recall_macro", DP_RATIO, EO_DIFF),
+    MULTICLASS: ("f1_macro", "log_loss", "accuracy", "precision_macro", "recall_macro"),
+    REGRESSION: ("rmse", "mae", "mse", "r2", GROUP_MAE_DIFF),
+}
+# The direction of the known metrics: a gate saying otherwise is a mistake (a lower-is-better rmse gated
+# "higher" would pass every regression).
+KNOWN_DIRECTION = {m: (LOWER if m in ("log_loss", "rmse", "mae", "mse", EO_DIFF, GROUP_MAE_DIFF) else HIGHER)
+                   for task in TASK_METRICS.values() for m in task}
 
 
 def default_direction(metric: str) -> str:
@@ -121,6 +137,8 @@ def parse_gates(section: Mapping[str, Any], cfg: cfgmod.Config | None = None) ->
             ("gate-metrics", "fairness", "min-demographic-parity-ratio"), False)
     derived(EO_DIFF, "max", fair.get("max-equalized-odds-difference"),
             ("gate-metrics", "fairness", "max-equalized-odds-difference"), False)
+    derived(GROUP_MAE_DIFF, "max", fair.get("max-group-mae-difference"),
+            ("gate-metrics", "fairness", "max-group-mae-difference"), False)
     lat = section.get("latency") or {}
     measured = bool(lat.get("data"))  # explicit evaluation rows: a latency that cannot be measured fails
     derived(LATENCY_SINGLE, "max", lat.get("max-p95-single-ms"), ("gate-metrics", "latency", "max-p95-single-ms"),
@@ -143,8 +161,56 @@ def parse_gates(section: Mapping[str, Any], cfg: cfgmod.Config | None = None) ->
         if gate.direction not in (HIGHER, LOWER):
             raise BadInput(f"gates.{metric}.direction: expected higher or lower, got {gate.direction!r}",
                            file=name, line=cfg.line_of(*gate.keys))
+        known = KNOWN_DIRECTION.get(metric)
+        if known and gate.direction != known:
+            raise BadInput(f"gates.{metric}.direction: {metric} is better {known}, got {gate.direction!r}; expected "
+                           f"direction: {known} (or no direction line)", file=name,
+                           line=cfg.line_of(*gate.keys, "direction"))
         gates.append(gate)
     return gates
+
+
+def task_of(metric: str) -> list[str]:
+    """The tasks a known metric fits; [] for a metric leanops does not know (it fits any task)."""
+    return [task for task, names in TASK_METRICS.items() if metric in names]
+
+
+def infer_task(gates: Iterable[Gate], cfg: cfgmod.Config | None = None) -> set[str]:
+    """The tasks every known gated metric fits (all three when no gate names a known metric).
+
+    Used when neither ``model.task`` nor a predictions file says what the model predicts; gates that fit no
+    common task (rmse beside roc_auc) are BadInput naming the line of the second.
+    """
+    cfg = cfg or cfgmod.Config(data={})
+    fits, first = set(TASK_METRICS), None
+    for gate in gates:
+        tasks = set(task_of(gate.metric))
+        if not tasks:
+            continue
+        if not fits & tasks:
+            assert first is not None
+            raise BadInput(f"gates.{gate.metric}: a {'/'.join(sorted(tasks))} metric beside gates.{first.metric}, a "
+                           f"{'/'.join(task_of(first.metric))} metric; expected the metrics of one task (set "
+                           "model.task)", file=str(cfg.path or cfgmod.DEFAULT_FILE), line=cfg.line_of(*gate.keys))
+        fits &= tasks
+        first = first or gate
+    return fits
+
+
+def check_task(gates: Iterable[Gate], task: str, cfg: cfgmod.Config | None = None, how: str = "") -> None:
+    """A gate on a metric of another task (roc_auc on a regression) is BadInput naming its line and the metrics
+    the task supports."""
+    cfg = cfg or cfgmod.Config(data={})
+    for gate in gates:
+        tasks = task_of(gate.metric)
+        if not tasks or task in tasks:
+            continue
+        where = ".".join(str(k) for k in gate.keys[1:]) or f"gates.{gate.metric}"
+        supported = ", ".join(TASK_METRICS[task])
+        decided = f" ({how})" if how else ""
+        raise BadInput(f"{where}: {gate.metric} is a {'/'.join(tasks)} metric but the task is {task}{decided}; "
+                       f"expected a metric of {task}: {supported}", file=str(cfg.path or cfgmod.DEFAULT_FILE),
+                       line=cfg.line_of(*gate.keys))
 
 
 def check_known(gates: Iterable[Gate], candidate: Mapping[str, float], known: Iterable[str],

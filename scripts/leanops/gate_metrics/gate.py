@@ -8,10 +8,23 @@ import time
 from pathlib import Path
 from typing import Any
 
-from .. import gh
+from .. import gh, tasks
 from ..errors import BadInput
 from . import report
-from .gates import DP_RATIO, EO_DIFF, LATENCY_BATCH, LATENCY_SINGLE, Gate, check_known, evaluate, parse_gates, passed
+from .gates import (
+    DP_RATIO,
+    EO_DIFF,
+    GROUP_MAE_DIFF,
+    LATENCY_BATCH,
+    LATENCY_SINGLE,
+    Gate,
+    check_known,
+    check_task,
+    evaluate,
+    infer_task,
+    parse_gates,
+    passed,
+)
 from .report import annotation_path
 from .sources import Settings, Side
 
@@ -23,12 +36,38 @@ def predictions_path(s: Settings) -> tuple[Path | None, str]:
     return (s.root / str(name), str(name)) if name else (None, "")
 
 
-def read_table(s: Settings, path: Path, shown: str) -> Any:
+def read_table(s: Settings, path: Path, shown: str, task: str | None = None) -> Any:
     from .bootstrap import read_predictions
 
     b = s.bootstrap
     return read_predictions(path, shown=shown, id_column=b.get("id-column"), label=b.get("label-column", "y_true"),
-                            prediction=b.get("prediction-column", "y_pred"), score=b.get("score-column", "y_score"))
+                            prediction=b.get("prediction-column", "y_pred"), score=b.get("score-column", "y_score"),
+                            task=task)
+
+
+def decide_task(s: Settings, gates: list[Gate], path: Path | None, shown: str) -> tasks.Decision:
+    """The task: model.task checked against the predictions' labels, else inferred from them, else from the
+    gated metrics; then every gate must fit it (BadInput naming the gate's line and the task's metrics)."""
+    from .bootstrap import label_values
+
+    label = s.bootstrap.get("label-column", "y_true")
+    values = label_values(path, shown=shown, label=label) if path is not None else None
+    what = f"{label} of {shown}" if path is not None else "no gate-metrics.bootstrap.predictions"
+    decision = tasks.decide(s.cfg, values, what)
+    if decision.task is not None:
+        check_task(gates, decision.task, s.cfg, decision.how.split(";")[0])
+        return decision
+    fits = infer_task(gates, s.cfg)
+    if len(fits) == 1:
+        task = next(iter(fits))
+        decision = tasks.Decision(task, f"inferred from the gated metrics (each fits {task} alone; no model.task "
+                                        "and no predictions file); set model.task in leanops.yml to state it")
+    elif fits == set(tasks.CLASSIFICATION):
+        decision = tasks.Decision(None, "binary or multiclass: the gated metrics fit both and nothing else tells "
+                                        "(set model.task, or gate-metrics.bootstrap.predictions)")
+    if decision.task is not None:
+        check_task(gates, decision.task, s.cfg, decision.how.split(";")[0])
+    return decision
 
 
 def latency_rows(s: Settings) -> tuple[Path | None, str]:
@@ -95,23 +134,31 @@ def gate(s: Settings) -> int:
         if fetched is not None:
             pred_path, pred_shown = fetched
             gh.step(f"candidate predictions: {pred_shown}")
+    if pred_path is not None and not pred_path.is_file():
+        raise BadInput(f"bootstrap.predictions: {pred_shown} not found; expected the candidate's per-example "
+                       "predictions", file=s.file, line=s.line("bootstrap", "predictions"))
+    decision = decide_task(s, gates, pred_path, pred_shown)
+    gh.step(f"task: {decision.task or 'not known'} ({decision.how})")
     if pred_path is not None:
-        if not pred_path.is_file():
-            raise BadInput(f"bootstrap.predictions: {pred_shown} not found; expected the candidate's per-example "
-                           "predictions", file=s.file, line=s.line("bootstrap", "predictions"))
-        cand_table = read_table(s, pred_path, pred_shown)
+        cand_table = read_table(s, pred_path, pred_shown, decision.task)
     if champ is not None and champ.predictions is not None:
         if not champ.predictions.is_file():
             raise BadInput(f"bootstrap.champion-predictions: {champ.predictions_shown} not found", file=s.file,
                            line=s.line("bootstrap", "champion-predictions"))
-        champ_table = read_table(s, champ.predictions, champ.predictions_shown)
+        champ_table = read_table(s, champ.predictions, champ.predictions_shown, decision.task)
 
     column = (s.section.get("fairness") or {}).get("sensitive-column")
-    if column:
-        computed |= {DP_RATIO, EO_DIFF}
-        fairness_of(cand, cand_table, column, notes)
+    if column and decision.task == tasks.MULTICLASS:
+        notes.append(f"fairness not measured over {column}: its metrics are defined for binary (demographic parity, "
+                     "equalized odds) and regression (the gap in mean absolute error between groups), not multiclass")
+    elif column:
+        computed |= {GROUP_MAE_DIFF} if decision.task == tasks.REGRESSION else {DP_RATIO, EO_DIFF}
+        fairness_of(cand, cand_table, column, notes, decision.task)
         if champ is not None:
-            fairness_of(champ, champ_table, column, [])
+            fairness_of(champ, champ_table, column, [], decision.task)
+    computed |= from_predictions(gates, cand, cand_table, notes)
+    if champ is not None:
+        from_predictions(gates, champ, champ_table, [])
     if any(g.metric in (LATENCY_SINGLE, LATENCY_BATCH) for g in gates):
         computed |= {LATENCY_SINGLE, LATENCY_BATCH}
         cand.metrics.update(measure_latency(s, cand, notes))
@@ -120,7 +167,8 @@ def gate(s: Settings) -> int:
     check_known(gates, cand.metrics, known, s.cfg)
     intervals = bootstrap_intervals(s, gates, cand_table, champ, champ_table, notes)
     verdicts = evaluate(gates, cand.metrics, champ.metrics if champ else None, intervals)
-    result = report.Result(passed(verdicts), verdicts, cand, champ, history, notes, s.champion)
+    result = report.Result(passed(verdicts), verdicts, cand, champ, history, notes, s.champion, decision.task,
+                           decision.how)
     report.publish(s, result, time.monotonic() - start)
     return 0
 
@@ -152,7 +200,7 @@ def bootstrap_intervals(s: Settings, gates: list[Gate], cand_table: Any, champ: 
     return intervals
 
 
-def fairness_of(side: Side, table: Any, column: str, notes: list[str]) -> None:
+def fairness_of(side: Side, table: Any, column: str, notes: list[str], task: str | None = None) -> None:
     """Fairness over ``column`` of one side's predictions, unless its metrics already hold it."""
     from . import measure
 
@@ -162,4 +210,19 @@ def fairness_of(side: Side, table: Any, column: str, notes: list[str]) -> None:
     if column not in table.columns:
         notes.append(f"fairness not measured: {table.path} has no column {column!r}")
         return
-    side.metrics.update({k: v for k, v in measure.fairness(table, column).items() if k not in side.metrics})
+    found = measure.error_gap(table, column) if task == tasks.REGRESSION else measure.fairness(table, column)
+    side.metrics.update({k: v for k, v in found.items() if k not in side.metrics})
+
+
+def from_predictions(gates: list[Gate], side: Side, table: Any, notes: list[str]) -> set[str]:
+    """Gated metrics the side's metrics file lacks, computed from its predictions (the task's metrics)."""
+    from .bootstrap import computable, point
+
+    if table is None:
+        return set()
+    added = {g.metric: point(g.metric, table) for g in gates
+             if g.metric not in side.metrics and computable(g.metric, table)}
+    side.metrics.update(added)
+    if added:
+        notes.append(f"computed from {table.path} (the metrics file lacks them): {', '.join(sorted(added))}")
+    return set(added)

@@ -12,7 +12,7 @@ from .. import gh, models
 from ..errors import BadInput
 from ..models import NotAModel, unpickle
 from .bootstrap import Predictions
-from .gates import DP_RATIO, EO_DIFF, LATENCY_BATCH, LATENCY_SINGLE
+from .gates import DP_RATIO, EO_DIFF, GROUP_MAE_DIFF, LATENCY_BATCH, LATENCY_SINGLE
 
 
 def fairness(table: Predictions, column: str) -> dict[str, float]:
@@ -26,6 +26,16 @@ def fairness(table: Predictions, column: str) -> dict[str, float]:
         DP_RATIO: float(demographic_parity_ratio(y_true, y_pred, sensitive_features=groups)),
         EO_DIFF: float(equalized_odds_difference(y_true, y_pred, sensitive_features=groups)),
     }
+
+
+def error_gap(table: Predictions, column: str) -> dict[str, float]:
+    """Regression fairness: the largest gap in mean absolute error between two groups of ``column``."""
+    import numpy as np
+
+    groups = np.asarray(table.columns[column], dtype=object)
+    error = np.abs(table.y_true - table.y_pred)
+    per_group = [float(np.nanmean(error[groups == g])) for g in np.unique(groups)]
+    return {GROUP_MAE_DIFF: max(per_group) - min(per_group) if per_group else math.nan}
 
 
 def p95(samples: list[float]) -> float:

@@ -29,6 +29,8 @@ class Result:
     history: list[Point] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
     source: str = "mlflow"
+    task: str | None = None  # binary | multiclass | regression; None: not known
+    task_how: str = ""  # how it was decided
 
     @property
     def failed(self) -> list[Verdict]:
@@ -37,6 +39,7 @@ class Result:
     def as_json(self) -> dict[str, Any]:
         return {
             "passed": self.passed,
+            "task": {"task": self.task, "how": self.task_how},
             "candidate": {"label": self.candidate.label, "version": self.candidate.version,
                           "run-id": self.candidate.run_id, "metrics": _clean(self.candidate.metrics),
                           "from": self.candidate.origin},
@@ -132,7 +135,8 @@ def markdown(r: Result) -> str:
                  "(min/max) apply; nothing is compared with a champion.")
     else:
         champ = f"**champion** ({r.source}): {r.champion.label}, metrics from {r.champion.origin}"
-    out += [f"- {cand}", f"- {champ}", "", table(r.verdicts)]
+    task = f"**task**: {r.task or 'not known'}" + (f" ({r.task_how})" if r.task_how else "")
+    out += [f"- {task}", f"- {cand}", f"- {champ}", "", table(r.verdicts)]
     if r.notes:
         out += [*(f"- {n}" for n in r.notes), ""]
     charts = [c for v in r.verdicts if (c := chart(v.gate, r.history, v.candidate))]

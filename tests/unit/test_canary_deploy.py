@@ -204,8 +204,10 @@ def test_healthy_windows_pass_and_a_difference_needs_both_significance_and_effec
     # twice as slow: significant and beyond the limit
     lat = jd.latency(stats(100, latency=0.020, seed=5), stats(900, seed=6), t)
     assert lat.verdict == jd.FAIL and lat.effect == pytest.approx(2.0, rel=0.2) and lat.p < 1e-9
-    # twice as slow but within the slack: 1 ms vs 2 ms
-    assert jd.latency(stats(100, latency=0.002, seed=5), stats(900, latency=0.001, seed=6), t).verdict == jd.PASS
+    # twice as slow but within the slack (1 ms): 0.4 ms vs 0.8 ms
+    assert jd.latency(stats(100, latency=0.0008, seed=5), stats(900, latency=0.0004, seed=6), t).verdict == jd.PASS
+    # and beyond it once the medians are a few ms apart: 2 ms vs 4 ms
+    assert jd.latency(stats(100, latency=0.004, seed=5), stats(900, latency=0.002, seed=6), t).verdict == jd.FAIL
     # beyond the limit on the medians, but 50 noisy samples: marginal, not a failure
     # (bimodal: half the canary's requests faster than any of the stable's, half slower)
     c = an.Stats(50, 0, [0.009] * 24 + [0.041] * 26, {"class=0": 50.0})
@@ -397,6 +399,54 @@ def test_a_slow_canary_is_rolled_back_once_the_failure_is_confirmed() -> None:
     assert latency["verdict"] == "fail" and latency["p"] < 0.01 and latency["canary_n"] == 60
 
 
+class WithBaseline(Scripted):
+    """The docker target's shape: a baseline container of the stable's image beside the canary."""
+
+    has_baseline = True
+
+    def __init__(self, windows: list[dict | str]) -> None:
+        super().__init__(windows)
+        self.metrics["baseline"] = serve.Metrics(serve.ModelState(model_dir=Path("."), name="churn", version="b"))
+        self.known["baseline"] = []
+
+    def warm_up(self, requests: int) -> int:
+        self.traffic("baseline", requests, latency=0.5)
+        return super().warm_up(requests)
+
+    def canary_problem(self) -> str:
+        spec = self.windows[0] if self.windows and not isinstance(self.windows[0], str) else {}
+        why = super().canary_problem()
+        if not why and "baseline" in spec:
+            self.traffic("baseline", **spec["baseline"])
+        return why
+
+
+# a busy host: the stable takes 90% of the load and queues (60 ms), the canary and its baseline take 10% each
+QUEUED_STABLE = {"n": 540, "latency": 0.060}
+SLOW_UNDER_LOAD = {"canary": {"n": 60, "latency": 0.025}, "stable": QUEUED_STABLE, "baseline": {"n": 60}}
+HEALTHY_UNDER_LOAD = {"canary": {"n": 60}, "stable": QUEUED_STABLE, "baseline": {"n": 60}}
+
+
+def test_the_canary_is_compared_with_a_baseline_at_its_own_load() -> None:
+    from leanops.canary_deploy.controller import Controller
+
+    def run(target: Scripted) -> Report:
+        s = Settings(steps=[Step(10, 0.01)])
+        return Controller(target, s, "churn").deploy("r/x@" + DIGEST_B, "abc")
+
+    # against the queued stable, a canary twice as slow as the model looks fast: it would be promoted
+    hidden = run(Scripted([SLOW_UNDER_LOAD] * 3))
+    assert hidden.verdict == "promoted" and hidden.steps[0]["against"] == "stable"
+    # against the baseline, which sees the canary's request rate, it is caught and confirmed
+    report = run(WithBaseline([SLOW_UNDER_LOAD] * 3))
+    assert report.verdict == "rolled-back" and "vs baseline" in report.reason, report.reason
+    assert [(r["window"], r["verdict"], r["against"], r["stable_requests"]) for r in report.steps] == [
+        (1, "fail", "baseline", 60), (2, "fail", "baseline", 60)]
+    # and a healthy one passes against it (the baseline's warm-up is not judged either)
+    report = run(WithBaseline([HEALTHY_UNDER_LOAD]))
+    assert report.verdict == "promoted" and report.steps[0]["stable_median_ms"] < 20, report.steps
+
+
 def test_one_unlucky_window_is_not_a_rollback() -> None:
     report, _ = canary([HEALTHY, SLOW, HEALTHY, HEALTHY])
     assert report.verdict == "promoted", report.reason
@@ -544,7 +594,7 @@ def test_summary_tables_per_window_and_per_metric_and_the_report_file(tmp_path: 
             "| verdict |")
     assert head in text
     rows = [ln for ln in text.splitlines() if ln.startswith("| 2.2 | latency |")]
-    assert len(rows) == 1 and "| 60 / 540 |" in rows[0] and "x1.5 and +5 ms" in rows[0] and "**fail**" in rows[0]
+    assert len(rows) == 1 and "| 60 / 540 |" in rows[0] and "x1.5 and +1 ms" in rows[0] and "**fail**" in rows[0]
     assert re.search(r"\| 1\.1 \| errors \| 60 / 540 \| 0 of 60 \(0\.00%\) \|", text)
     assert re.search(r"\| 1\.1 \| predictions \| 60 / 540 \|.*\| psi 0\.2 \| [0-9.e-]+ \| noise 0\.", text)
     chart = mermaid(report)

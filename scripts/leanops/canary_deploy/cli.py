@@ -115,7 +115,8 @@ def make_target(args: argparse.Namespace, cfg: config.Config, name: str, kind: s
     router = section.get("router") or {}
     return DockerTarget(name, publish=str(args.router_publish or router.get("publish") or "127.0.0.1:8080"),
                         router_base_image=args.router_base_image or router.get("base-image") or "debian:bookworm-slim",
-                        router_image=router.get("image", ""), ready_timeout=float(section.get("ready-timeout", 120)))
+                        router_image=router.get("image", ""), ready_timeout=float(section.get("ready-timeout", 120)),
+                        baseline=bool(section.get("baseline", True)))
 
 
 def run(args: argparse.Namespace) -> int:

@@ -110,7 +110,7 @@ def step_row(step: Step, index: int, v: Verdict | None, outcome: str, reason: st
             "canary_error_rate": _num(v.canary.error_rate), "stable_error_rate": _num(v.stable.error_rate),
             "canary_median_ms": _num(v.canary.median * 1000, 2), "stable_median_ms": _num(v.stable.median * 1000, 2),
             "canary_p95_ms": _num(v.canary.p95 * 1000, 2), "stable_p95_ms": _num(v.stable.p95 * 1000, 2),
-            "latency_source": v.canary.latency_source,
+            "latency_source": v.canary.latency_source, "against": v.against,
             "metrics": [m.to_dict() for m in v.metrics],
         })
     return row
@@ -159,9 +159,9 @@ class Controller:
                 report.steps.append(step_row(Step(0, 0), -1, None, FAIL, why, gross=True))
                 return self._rollback(report, f"the canary did not become ready: {why}", record)
             self._warm_up(report)
-            baseline = t.scrape("stable")
+            starts = (t.scrape("stable"), t.scrape("baseline") if self._has_baseline() else None)
             for i, step in enumerate(self.s.steps):
-                outcome, reason = self._step(report, i, step, baseline)
+                outcome, reason = self._step(report, i, step, starts)
                 if outcome != PASS:
                     return self._rollback(report, f"step {i + 1} ({step.weight}%): {reason}", record)
             with gh.group(f"promote {image}"):
@@ -192,7 +192,11 @@ class Controller:
         gh.step(f"warm-up: {ok} of {n} requests of the model's example answered in {time.monotonic() - t0:.1f}s "
                 "(not part of any window)")
 
-    def _step(self, report: Report, i: int, step: Step, baseline: Snapshot | None) -> tuple[str, str]:
+    def _has_baseline(self) -> bool:
+        return bool(getattr(self.target, "has_baseline", False)) and not self.target.dry_run
+
+    def _step(self, report: Report, i: int, step: Step, starts: tuple[Snapshot | None, Snapshot | None]
+              ) -> tuple[str, str]:
         t = self.target
         s = self.s
         with gh.group(f"step {i + 1}/{len(s.steps)}: canary weight {step.weight}%, window {step.window:g}s"):
@@ -202,13 +206,15 @@ class Controller:
             if t.dry_run:
                 report.steps.append(step_row(step, i, None, "planned", "dry run: no analysis"))
                 return PASS, ""
-            carried: tuple[Stats, Stats | None] | None = None  # a marginal/inconclusive window, extended
+            carried: tuple[Stats, Stats | None, str] | None = None  # a marginal/inconclusive window, extended
             extensions = 0
             window_no = 0
             while True:
                 window_no += 1
                 t0 = time.monotonic()
+                base = self._has_baseline()
                 before, before_s = t.scrape("canary"), t.scrape("stable")
+                before_b = t.scrape("baseline") if base else None
                 crashed = self._wait(step.window)
                 if crashed:
                     report.steps.append(step_row(step, i, None, FAIL, crashed, window_no=window_no,
@@ -216,6 +222,7 @@ class Controller:
                     gh.step(f"step {i + 1}: {crashed}")
                     return FAIL, crashed
                 after_c, after_s = t.scrape("canary"), t.scrape("stable")
+                after_b = t.scrape("baseline") if base else None
                 if after_c is None:
                     why = t.canary_problem() or "the canary's /metrics did not answer"
                     report.steps.append(step_row(step, i, None, FAIL, why, window_no=window_no,
@@ -226,14 +233,14 @@ class Controller:
                     outcome, reason = INCONCLUSIVE, "the stable's /metrics did not answer"
                 else:
                     canary = window(before, after_c)
-                    stable, same_window = self._baseline(baseline, before_s, after_s)
+                    stable, same_window, against = self._reference(starts, (before_s, after_s), (before_b, after_b))
                     if carried is not None:
                         canary = carried[0] + canary
-                        if same_window and carried[1] is not None:
+                        if same_window and carried[1] is not None and carried[2] == against:
                             stable = carried[1] + stable
-                    v = judge(canary, stable, s.thresholds)
+                    v = judge(canary, stable, s.thresholds, against)
                     outcome, reason = v.outcome, v.reason
-                    carried = (canary, stable if same_window else None)
+                    carried = (canary, stable if same_window else None, against)
                 seconds = time.monotonic() - t0
                 report.steps.append(step_row(step, i, v, outcome, reason, window_no=window_no, seconds=seconds))
                 self._log(i, step, window_no, v, outcome, reason)
@@ -267,6 +274,28 @@ class Controller:
                  for m in v.metrics]
         gh.step(f"step {i + 1} window {window_no}: {step.weight}% -> {outcome}: canary {v.canary.requests:.0f} req, "
                 f"stable {v.stable.requests:.0f}; " + "; ".join(parts) + (f"; {reason}" if outcome != PASS else ""))
+
+    def _reference(self, starts: tuple[Snapshot | None, Snapshot | None],
+                   stable: tuple[Snapshot | None, Snapshot], baseline: tuple[Snapshot | None, Snapshot | None]
+                   ) -> tuple[Stats, bool, str]:
+        """What the canary is compared with in this window, whether it is the same window, and its name.
+
+        The baseline first: a fresh container of the stable's image, warmed like the canary, taking the same
+        share of the traffic (Kayenta's baseline). Its latencies see the same request rate and the same host load
+        as the canary's, where the stable's are those of the rest of the traffic: on a busy host the stable queues
+        at 90% of the load while the canary idles at 10%, and a slow canary hides behind it. At a step where the
+        baseline takes no traffic (100%), its earlier windows; without a baseline, the stable's (same window, else
+        this deployment's windows, else its life)."""
+        b_before, b_after = baseline
+        if b_after is not None:
+            stats = window(b_before, b_after)
+            if b_before is not None and stats.requests >= self.s.thresholds.min_requests:
+                return stats, True, "baseline"
+            since = window(starts[1], b_after)
+            if starts[1] is not None and since.requests >= self.s.thresholds.min_requests:
+                return since, False, "baseline"
+        stats, same = self._baseline(starts[0], *stable)
+        return stats, same, "stable"
 
     def _baseline(self, start: Snapshot | None, before: Snapshot | None, after: Snapshot) -> tuple[Stats, bool]:
         """The stable in the same window (same time, same host load) when it served enough requests there (True);

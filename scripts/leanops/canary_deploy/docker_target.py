@@ -165,7 +165,7 @@ class DockerTarget:
     kind = "docker"
 
     def __init__(self, name: str, *, publish: str = "127.0.0.1:8080", router_base_image: str = "debian:bookworm-slim",
-                 router_image: str = "", ready_timeout: float = 120.0) -> None:
+                 router_image: str = "", ready_timeout: float = 120.0, baseline: bool = True) -> None:
         self.name = name
         self.publish = publish
         self.binding = publish_binding(publish)  # checked before anything starts
@@ -177,6 +177,10 @@ class DockerTarget:
         self.volume = f"leanops-{name}-state"
         self.stable_name = ""
         self.canary_name = ""
+        self.stable_image = ""
+        # a fresh container of the stable's image beside the canary, with the canary's share of the traffic
+        self.has_baseline = baseline
+        self.baseline_name = ""
         self.weight = 0
         self._client: Any = None
         self._samples: dict[str, list[tuple[int, float, int]]] = {}  # container -> the samples read so far
@@ -282,6 +286,7 @@ class DockerTarget:
         record = Record.from_json(text, f"{self.router_name}:{STATE}/{RECORD}")
         if record.stable is not None:
             self.stable_name = self.container_name(record.stable.image)
+            self.stable_image = record.stable.image
         return record
 
     def write_record(self, record: Record) -> None:
@@ -314,9 +319,9 @@ class DockerTarget:
 
     # ------------------------------------------------------------------ model containers
 
-    def start_model(self, image: str, *, restart: bool) -> str:
+    def start_model(self, image: str, *, restart: bool, suffix: str = "") -> str:
         """A model container for ``image`` on the network (an old one of the same digest is replaced)."""
-        name = self.container_name(image)
+        name = self.container_name(image) + suffix
         old = self._get(name)
         if old is not None:
             old.remove(force=True)
@@ -374,7 +379,7 @@ class DockerTarget:
         are kept here, so each scrape reads only the new ones); None when ``/metrics`` does not answer."""
         import json
 
-        name = self.canary_name if role == "canary" else self.stable_name
+        name = {"canary": self.canary_name, "baseline": self.baseline_name}.get(role, self.stable_name)
         known = self._samples.setdefault(name, [])
         # the first scrape of a server asks for none of its older samples (-1), only where it is
         since = self._seq.get(name, -1)
@@ -403,9 +408,14 @@ class DockerTarget:
         return snap
 
     def warm_up(self, requests: int) -> int:
-        """``requests`` predictions of the model's example to the canary, inside its container, before it takes
-        traffic (imports, caches, first allocations); how many were answered 200."""
-        c = self._get(self.canary_name)
+        """``requests`` predictions of the model's example to the canary (and the baseline, fresh too), inside its
+        container, before it takes traffic (imports, caches, first allocations); how many the canary answered 200."""
+        if self.baseline_name:
+            self._warm(self.baseline_name, requests)
+        return self._warm(self.canary_name, requests)
+
+    def _warm(self, name: str, requests: int) -> int:
+        c = self._get(name)
         if c is None or requests <= 0:
             return 0
         try:
@@ -510,10 +520,23 @@ class DockerTarget:
 
     def start_canary(self, entry: Entry) -> str:
         self.canary_name = self.start_model(entry.image, restart=False)
-        return self.wait_ready(self.canary_name)
+        if self.has_baseline and self.stable_image:
+            self.baseline_name = self.start_model(self.stable_image, restart=False, suffix="-baseline")
+        why = self.wait_ready(self.canary_name)
+        if not why and self.baseline_name:
+            trouble = self.wait_ready(self.baseline_name)
+            if trouble:  # not the canary's fault: compared with the stable instead
+                gh.warning(f"baseline {self.baseline_name} did not start ({trouble}); the canary is compared with "
+                           "the stable")
+                self.remove(self.baseline_name, grace=2)
+                self.baseline_name = ""
+        return why
 
     def set_weight(self, weight: int) -> None:
-        self.set_backends([(self.stable_name, 100 - weight), (self.canary_name, weight)])
+        """The canary's share; the baseline takes as much (up to what is left), the stable the rest."""
+        base = min(weight, 100 - weight) if self.baseline_name else 0
+        self.set_backends([(self.stable_name, 100 - weight - base), (self.baseline_name, base),
+                           (self.canary_name, weight)])
         self.weight = weight
 
     def canary_problem(self) -> str:
@@ -538,15 +561,23 @@ class DockerTarget:
             self.drain_router()
         if self.canary_name:
             self.remove(self.canary_name, grace=5)
+        self._remove_baseline()
+
+    def _remove_baseline(self) -> None:
+        if self.baseline_name:
+            self.remove(self.baseline_name, grace=5)
+            self.baseline_name = ""
 
     def promote(self) -> None:
         """All traffic to the canary, which becomes the stable; the old stable drains and is removed."""
         self.make_permanent(self.canary_name)
         self.set_backends([(self.canary_name, 100)])
         old, self.stable_name, self.canary_name = self.stable_name, self.canary_name, ""
-        if old and old != self.stable_name:
+        if (old and old != self.stable_name) or self.baseline_name:
             self.drain_router()
+        if old and old != self.stable_name:
             self.remove(old, grace=10)
+        self._remove_baseline()
 
     def switch_to(self, entry: Entry) -> None:
         """``rollback``: start ``entry``, send it all traffic at once, remove the current stable."""

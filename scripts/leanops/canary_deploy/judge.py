@@ -45,7 +45,7 @@ class Thresholds:
     max_error_rate_increase: float = 0.01
     min_errors: int = 3
     max_latency_ratio: float = 1.5
-    latency_slack_ms: float = 5.0
+    latency_slack_ms: float = 1.0
     distance: str = "psi"
     max_prediction_distance: float = 0.2
 
@@ -83,6 +83,7 @@ class Verdict:
     stable: Stats
     score: float = math.nan  # percent of the conclusive metrics that pass
     reasons: list[str] = field(default_factory=list)
+    against: str = "stable"  # what ``stable`` is: the baseline container or the stable itself
 
     @property
     def gross(self) -> bool:
@@ -108,20 +109,20 @@ def _p(x: float) -> str:
     return "-" if math.isnan(x) else f"{x:.2g}"
 
 
-def errors(c: Stats, s: Stats, t: Thresholds) -> Metric:
+def errors(c: Stats, s: Stats, t: Thresholds, against: str = "stable") -> Metric:
     nc, ns, ec = int(c.requests), int(s.requests), int(c.errors)
     rc, rs = c.error_rate, s.error_rate
     base: dict[str, Any] = dict(name="errors", canary_n=nc, stable_n=ns, canary=f"{ec} of {nc} ({_pct(rc)})",
                 stable=f"{int(s.errors)} of {ns} ({_pct(rs)})", limit=f"+{t.max_error_rate_increase:.2%}")
     if not nc or not ns:
         return Metric(verdict=INCONCLUSIVE, effect=math.nan, effect_text="-", p=math.nan, interval="-",
-                      reason=f"error rate unknown ({'canary' if not nc else 'stable'} served no request)", **base)
+                      reason=f"error rate unknown ({'canary' if not nc else against} served no request)", **base)
     diff = rc - rs
     p = st.binomial_sf(ec, nc, min(1.0, rs + t.max_error_rate_increase))
     lower = st.binomial_lower_bound(ec, nc, t.significance)
     enough = ec >= t.min_errors
     beyond = diff > t.max_error_rate_increase and enough
-    what = f"error rate {_pct(rc)} vs stable {_pct(rs)}"
+    what = f"error rate {_pct(rc)} vs {against} {_pct(rs)}"
     kw: dict[str, Any] = dict(effect=diff, effect_text=f"{diff * 100:+.2f} pp", p=p,
                               interval=f"canary >= {_pct(lower)} ({1 - t.significance:.0%} bound)", **base)
     if beyond and p < t.significance:
@@ -137,14 +138,14 @@ def errors(c: Stats, s: Stats, t: Thresholds) -> Metric:
     return Metric(verdict=PASS, reason=why, **kw)
 
 
-def latency(c: Stats, s: Stats, t: Thresholds) -> Metric:
+def latency(c: Stats, s: Stats, t: Thresholds, against: str = "stable") -> Metric:
     nc, ns = len(c.latencies), len(s.latencies)
     mc, ms = c.median, s.median
     base: dict[str, Any] = dict(name="latency", canary_n=nc, stable_n=ns, canary=f"median {_ms(mc)}, p95 {_ms(c.p95)}",
                 stable=f"median {_ms(ms)}, p95 {_ms(s.p95)}",
                 limit=f"x{t.max_latency_ratio:g} and +{t.latency_slack_ms:g} ms")
     if nc < t.min_requests or ns < t.min_requests:
-        who, n = ("canary", nc) if nc < t.min_requests else ("stable", ns)
+        who, n = ("canary", nc) if nc < t.min_requests else (against, ns)
         return Metric(verdict=INCONCLUSIVE, effect=mc / ms if nc and ns and ms > 0 else math.nan, effect_text="-",
                       p=math.nan, interval="-", reason=f"{who}: {n} latency samples, fewer than min-requests "
                       f"{t.min_requests}", **base)
@@ -155,7 +156,7 @@ def latency(c: Stats, s: Stats, t: Thresholds) -> Metric:
     source = "" if c.latency_source == "samples" else f" ({c.latency_source or 'no'} latencies)"
     kw: dict[str, Any] = dict(effect=ratio, effect_text=f"x{ratio:.2f} median ({diff_ms:+.1f} ms)", p=test.p,
                               interval=f"U={test.u:.0f}{source}", **base)
-    what = f"latency median {_ms(mc)} vs stable {_ms(ms)} (x{ratio:.2f}, allowed x{t.max_latency_ratio:g})"
+    what = f"latency median {_ms(mc)} vs {against} {_ms(ms)} (x{ratio:.2f}, allowed x{t.max_latency_ratio:g})"
     if math.isnan(test.p):
         return Metric(verdict=INCONCLUSIVE, reason="latency: every sample the same value", **kw)
     if beyond and test.p < t.significance:
@@ -165,12 +166,12 @@ def latency(c: Stats, s: Stats, t: Thresholds) -> Metric:
     return Metric(verdict=PASS, reason=what, **kw)
 
 
-def predictions(c: Stats, s: Stats, t: Thresholds) -> Metric:
+def predictions(c: Stats, s: Stats, t: Thresholds, against: str = "stable") -> Metric:
     nc, ns = int(sum(c.distribution.values())), int(sum(s.distribution.values()))
     base: dict[str, Any] = dict(name="predictions", canary_n=nc, stable_n=ns, canary=_mix(c.distribution),
                 stable=_mix(s.distribution), limit=f"{t.distance} {t.max_prediction_distance:g}")
     if nc < t.min_requests or ns < t.min_requests:
-        who, n = ("canary", nc) if nc < t.min_requests else ("stable", ns)
+        who, n = ("canary", nc) if nc < t.min_requests else (against, ns)
         return Metric(verdict=INCONCLUSIVE, effect=math.nan, effect_text="-", p=math.nan, interval="-",
                       reason=f"{who}: {n} predictions, fewer than min-requests {t.min_requests}", **base)
     d = st.DISTANCES[t.distance](s.distribution, c.distribution)
@@ -197,11 +198,15 @@ def _mix(dist: dict[str, float]) -> str:
     return ", ".join(f"{k.split('=', 1)[-1] if k.startswith('class=') else k} {v / total:.0%}" for k, v in top)
 
 
-def judge(canary: Stats, stable: Stats, t: Thresholds) -> Verdict:
-    """Every metric, the window's outcome (the worst: fail > marginal > inconclusive > pass) and its score."""
-    metrics = [errors(canary, stable, t), latency(canary, stable, t), predictions(canary, stable, t)]
+def judge(canary: Stats, stable: Stats, t: Thresholds, against: str = "stable") -> Verdict:
+    """Every metric, the window's outcome (the worst: fail > marginal > inconclusive > pass) and its score.
+    ``stable`` is what the canary is compared with; ``against`` names it in the reasons: ``baseline`` (a fresh
+    container of the stable's image taking the canary's share of the traffic) or ``stable``."""
+    metrics = [errors(canary, stable, t, against), latency(canary, stable, t, against),
+               predictions(canary, stable, t, against)]
     outcome = max((m.verdict for m in metrics), key=ORDER.__getitem__)
     conclusive = [m for m in metrics if m.verdict != INCONCLUSIVE]
     score = 100 * sum(m.verdict == PASS for m in conclusive) / len(conclusive) if conclusive else math.nan
     reasons = [m.reason for m in metrics if m.verdict == outcome] if outcome != PASS else []
-    return Verdict(outcome=outcome, metrics=metrics, canary=canary, stable=stable, score=score, reasons=reasons)
+    return Verdict(outcome=outcome, metrics=metrics, canary=canary, stable=stable, score=score, reasons=reasons,
+                   against=against)

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import hashlib
 import os
-import pickle
 import shutil
 import tempfile
 from collections.abc import Iterator
@@ -73,13 +72,89 @@ def verify(model_dir: str | os.PathLike[str], expected: str) -> str:
     return actual
 
 
-def unpickle(path: Path) -> Any:
-    """The object in a pickle file; ``NotAModel`` with the unpickler's words when it cannot be read."""
+# what model.path may be, in the words of every error that refuses one
+FORMATS = ("a pickle or joblib file of a scikit-learn-compatible estimator, a skops file, "
+           "or an MLflow model directory (with an MLmodel file)")
+# the first bytes of joblib's compressed files (zlib, gzip, bz2, xz, lzma, lz4); plain joblib files are pickles
+_JOBLIB_MAGIC = (b"ZF", b"\x1f\x8b", b"BZh", b"\xfd7zXZ", b"\x5d\x00\x00", b"\x04\x22\x4d\x18")
+
+
+class Untrusted(Exception):
+    """A skops file holding types that neither skops nor the adopter (``model.trusted-types``) trusts."""
+
+    def __init__(self, types: list[str]) -> None:
+        super().__init__(", ".join(types))
+        self.types = types
+
+
+def sniff(path: Path) -> str:
+    """What a model path holds, from its content (never its name): ``mlflow`` (a directory with ``MLmodel``),
+    ``skops`` (a zip archive with skops' ``schema.json``), ``joblib`` (a compressed joblib file), ``pickle`` (a
+    pickle stream: plain pickles and uncompressed joblib files alike), else ``unknown``."""
+    if path.is_dir():
+        return "mlflow" if (path / MLMODEL).is_file() else "unknown"
     try:
         with open(path, "rb") as fh:
-            return pickle.load(fh)  # noqa: S301 - the adopting pipeline's own artifact
+            head = fh.read(8)
+    except OSError:
+        return "unknown"
+    if head.startswith(b"PK\x03\x04"):
+        import zipfile
+
+        try:
+            with zipfile.ZipFile(path) as zf:
+                return "skops" if "schema.json" in zf.namelist() else "unknown"
+        except (zipfile.BadZipFile, OSError):
+            return "unknown"
+    if head[:1] == b"\x80" or head[:1] in (b"(", b"]", b"}", b"c"):  # protocol 2+ opcodes, or protocol 0/1 ones
+        return "pickle"
+    if head.startswith(_JOBLIB_MAGIC):
+        return "joblib"
+    return "unknown"
+
+
+def unpickle(path: Path) -> Any:
+    """The object in a pickle or joblib file (``joblib.load`` reads both, compressed or not); ``NotAModel`` with
+    the loader's words when it cannot be read."""
+    try:
+        import joblib
+
+        return joblib.load(path)  # noqa: S301 - the adopting pipeline's own artifact
     except Exception as exc:  # noqa: BLE001 - whatever the unpickler says, the file is not a model
-        raise NotAModel(f"{type(exc).__name__}: {exc}") from None
+        raise NotAModel(f"{type(exc).__name__}: {' '.join(str(exc).split())[:200]}") from None
+
+
+def load_skops(path: Path, trusted: list[str]) -> Any:
+    """The object in a skops file, after its trusted-types check: ``Untrusted`` names the types that neither skops'
+    defaults nor ``trusted`` (the adopter's ``model.trusted-types``) cover; ``NotAModel`` when skops cannot read it."""
+    try:
+        import skops.io as sio
+
+        unknown = [str(t) for t in sio.get_untrusted_types(file=path)]
+    except Exception as exc:  # noqa: BLE001 - skops' own words: the file is not a skops model
+        raise NotAModel(f"{type(exc).__name__}: {' '.join(str(exc).split())[:200]}") from None
+    refused = [t for t in unknown if t not in trusted]
+    if refused:
+        raise Untrusted(refused)
+    try:
+        return sio.load(path, trusted=unknown)
+    except Exception as exc:  # noqa: BLE001
+        raise NotAModel(f"{type(exc).__name__}: {' '.join(str(exc).split())[:200]}") from None
+
+
+def load_estimator(path: Path, trusted: list[str] | None = None) -> tuple[str, Any]:
+    """(format, estimator) of a model file: skops (with its trusted-types check), else pickle or joblib.
+    ``NotAModel`` when it is neither or the object has no ``predict``; ``Untrusted`` (skops) as above."""
+    kind = sniff(path)
+    if kind == "skops":
+        obj = load_skops(path, list(trusted or []))
+    elif kind in ("pickle", "joblib"):
+        obj = unpickle(path)
+    else:
+        raise NotAModel("neither a pickle, a joblib nor a skops file")
+    if not callable(getattr(obj, "predict", None)):
+        raise NotAModel(f"it holds a {type(obj).__module__}.{type(obj).__qualname__}, which has no predict()")
+    return kind, obj
 
 
 @dataclass

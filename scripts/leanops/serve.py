@@ -8,7 +8,8 @@ It serves one MLflow model directory baked into the image; no tracking server is
 - ``POST /predict`` takes records (``{"records": [{...}]}``, ``{"dataframe_records": [...]}`` or a bare
   list of objects) or a columnar form (``{"columns": {"name": [...]}}``, ``{"inputs": {...}}`` or
   MLflow's ``{"dataframe_split": {"columns": [...], "data": [[...]]}}``), validates them against the
-  model signature (a 422 names every bad field) and returns ``{"predictions": [...]}``.
+  model signature (a 422 names every bad field) and returns ``{"predictions": [...]}`` (classes or values);
+  for a classifier with ``predict_proba`` also ``"probabilities"`` (a list a row) and ``"classes"`` (their order).
 - Limits, checked before any row is built: a body over ``--max-body-bytes`` (4 MiB) is a 413 (from its
   Content-Length, before it is read), more than ``--max-rows`` (10,000) rows a 422; parsing and validation run
   in a worker thread, never on the event loop that answers the probes.
@@ -255,6 +256,10 @@ class ModelState:
     columns: list[Column] = field(default_factory=list)
     model: Any = None
     error: str = ""
+    # a classifier's predict_proba (the raw model behind the pyfunc) and its classes, in that order; None for a
+    # regressor or a model without one: /predict then answers with the values alone
+    proba: Any = None
+    classes: list[Any] = field(default_factory=list)
 
     @property
     def ready(self) -> bool:
@@ -269,8 +274,42 @@ def load_model(state: ModelState) -> ModelState:
     import mlflow.pyfunc
 
     state.columns = state.columns or read_signature(state.model_dir)
-    state.model = mlflow.pyfunc.load_model(str(state.model_dir))
+    model = mlflow.pyfunc.load_model(str(state.model_dir))
+    state.proba, state.classes = probabilities_of(model)
+    state.model = model
     return state
+
+
+def probabilities_of(model: Any) -> tuple[Any, list[Any]]:
+    """(predict_proba, classes) of the estimator behind a pyfunc model (scikit-learn, XGBoost's and LightGBM's
+    scikit-learn classes), or (None, []) for a regressor, a booster or a model of the adopter's own."""
+    try:
+        raw = model.get_raw_model()
+    except Exception:  # noqa: BLE001 - a flavor without a raw model: values only
+        return None, []
+    try:
+        proba, classes = getattr(raw, "predict_proba", None), getattr(raw, "classes_", None)
+    except Exception:  # noqa: BLE001 - a property that refuses (a Pipeline ending in a regressor): values only
+        return None, []
+    if not callable(proba) or classes is None:
+        return None, []
+    return proba, _jsonable(classes)
+
+
+def answer_for(state: ModelState, frame: Any) -> dict[str, Any]:
+    """The model's answer for ``frame``: ``predictions`` (classes or values), and for a classifier
+    ``probabilities`` (one list a row, in the order of ``classes``). Runs in a worker thread."""
+    out: dict[str, Any] = {"predictions": _jsonable(state.model.predict(frame))}
+    if state.proba is not None:
+        out["probabilities"] = [[None if not math.isfinite(p) else p for p in row]
+                                for row in _jsonable_rows(state.proba(frame))]
+        out["classes"] = state.classes
+    return out
+
+
+def _jsonable_rows(values: Any) -> list[list[float]]:
+    rows = values.tolist() if hasattr(values, "tolist") else [list(r) for r in values]
+    return [[float(p) for p in row] for row in rows]
 
 
 # latency buckets 25% apart from 0.5 ms to about 30 s: fine enough to compare two distributions (the canary's
@@ -337,9 +376,13 @@ class PredictionLog:
         if target != "-":
             Path(target).parent.mkdir(parents=True, exist_ok=True)
 
-    def write(self, state: ModelState, records: list[dict[str, Any]], predictions: list[Any]) -> None:
-        line = json.dumps({"ts": time.time(), "model_name": state.name, "model_version": state.version,
-                           "inputs": records, "predictions": predictions}, default=str) + "\n"
+    def write(self, state: ModelState, records: list[dict[str, Any]], predictions: list[Any],
+              probabilities: list[list[float]] | None = None) -> None:
+        entry = {"ts": time.time(), "model_name": state.name, "model_version": state.version,
+                 "inputs": records, "predictions": predictions}
+        if probabilities is not None:
+            entry["probabilities"] = probabilities
+        line = json.dumps(entry, default=str) + "\n"
         with self.lock:
             if self.target == "-":
                 sys.stdout.write(line)
@@ -416,14 +459,15 @@ def create_app(state: ModelState, *, log_predictions: str = "", max_body_bytes: 
             return JSONResponse({"detail": exc.problems}, status_code=422)
         try:
             # off the event loop: /health, /ready and /metrics stay responsive while the model predicts
-            predictions = _jsonable(await run_in_threadpool(state.model.predict, frame))
+            answer = await run_in_threadpool(answer_for, state, frame)
         except Exception as exc:  # noqa: BLE001 - the model's own failure is the client's 500, in one line
             return JSONResponse({"detail": " ".join(f"{type(exc).__name__}: {exc}".split())[:500]},
                                 status_code=500)
+        predictions = answer["predictions"]
         metrics.observe_predictions(predictions)
         if plog:
-            plog.write(state, records, predictions)
-        return JSONResponse({"predictions": predictions, "model": state.name, "version": state.version})
+            plog.write(state, records, predictions, answer.get("probabilities"))
+        return JSONResponse({**answer, "model": state.name, "version": state.version})
 
     return app
 

@@ -13,7 +13,7 @@ from pathlib import Path
 
 from .. import gh
 from ..errors import InfraError
-from .model import Model
+from .model import Model, serve_extras
 from .plan import Plan
 
 DOCKER_CLI = "/usr/bin/docker"
@@ -37,12 +37,14 @@ def uv_binary() -> str:
     raise InfraError("uv not found (LEANOPS_UV, PATH, the setup action's cache); it exports the locked requirements")
 
 
-def requirements(dest: Path) -> Path:
-    """The kit's ``serve`` extra from ``uv.lock``, pinned with hashes (pip --require-hashes)."""
+def requirements(dest: Path, extras: list[str] | None = None) -> Path:
+    """The kit's ``serve`` extra (and ``extras``: the model flavor's, ``serve_extras``) from ``uv.lock``, pinned
+    with hashes (pip --require-hashes)."""
     kit = kit_root()
     if not (kit / "uv.lock").is_file():
         raise InfraError(f"{kit}/uv.lock: missing; expected the kit's lock file")
-    res = subprocess.run([uv_binary(), "export", "--frozen", "--no-dev", "--extra", "serve", "--no-emit-project",
+    more = [arg for extra in extras or [] for arg in ("--extra", extra)]
+    res = subprocess.run([uv_binary(), "export", "--frozen", "--no-dev", "--extra", "serve", *more, "--no-emit-project",
                           "--no-header", "--format", "requirements-txt", "--project", str(kit), "-o", str(dest)],
                          capture_output=True, text=True, check=False, env=dict(os.environ, UV_NO_PROGRESS="1"))
     if res.returncode != 0:
@@ -55,7 +57,7 @@ def prepare_context(ctx: Path, p: Plan) -> None:
     import leanops
 
     shutil.copy2(p.dockerfile, ctx / "Dockerfile")
-    requirements(ctx / "requirements.txt")
+    requirements(ctx / "requirements.txt", serve_extras(ctx / "model"))  # XGBoost, LightGBM: only when needed
     shutil.copytree(Path(leanops.__file__).resolve().parent, ctx / "leanops",
                     ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
     (ctx / ".dockerignore").write_text("**/__pycache__\n")

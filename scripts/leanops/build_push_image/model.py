@@ -12,6 +12,26 @@ from .. import models, serve, tracking
 from ..errors import BadInput
 from .plan import Plan
 
+# the libraries of MLflow's flavors that the serve image holds only for a model that needs them: the model's own
+# requirements.txt (written by MLflow when it was logged) naming one -> the kit's extra that installs it
+FLAVOR_EXTRAS = {"xgboost": "serve-xgboost", "xgboost-cpu": "serve-xgboost", "lightgbm": "serve-lightgbm"}
+
+
+def serve_extras(model_dir: Path) -> list[str]:
+    """The kit's extras the image needs beyond ``serve`` for this model, from its ``requirements.txt`` (only the
+    names: what is installed is the kit's locked, hash-pinned versions, never the model's own pins)."""
+    path = model_dir / "requirements.txt"
+    if not path.is_file():
+        return []
+    wanted = set()
+    for line in path.read_text(encoding="utf-8", errors="replace").splitlines():
+        m = re.match(r"^\s*([A-Za-z0-9][A-Za-z0-9._-]*)", line)
+        if m and not line.lstrip().startswith(("#", "-")):
+            extra = FLAVOR_EXTRAS.get(re.sub(r"[-_.]+", "-", m[1]).lower())
+            if extra:
+                wanted.add(extra)
+    return sorted(wanted)
+
 
 @dataclass
 class Model:

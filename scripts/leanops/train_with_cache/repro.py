@@ -49,6 +49,10 @@ def reproduce(s: Settings) -> list[StageResult]:
     tail: collections.deque[str] = collections.deque(maxlen=25)
     started = time.monotonic()
     env = dict(stage_env(trusted_ref()[0]), PYTHONUNBUFFERED="1")
+    if s.model_run:  # model.run: the run the stage logs into, in a scratch store (never the server's address)
+        from .registry import stage_run_env
+
+        env.update(stage_run_env(s))
     venv_bin = str(Path(sys.executable).parent)
     if venv_bin not in env.get("PATH", "").split(os.pathsep):  # the stages' `python` is the one with the libs
         env["PATH"] = venv_bin + os.pathsep + env.get("PATH", "")

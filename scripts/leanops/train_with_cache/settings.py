@@ -32,6 +32,8 @@ class Settings:
     select_direction: str
     batch: str
     cfg: cfgmod.Config = field(repr=False, default_factory=lambda: cfgmod.Config(data={}))
+    model_run: bool = False  # model.run: the stage logs its own MLflow run and model
+    trusted_types: list[str] = field(default_factory=list)  # model.trusted-types (skops)
 
 
 def settings(args: argparse.Namespace) -> Settings:
@@ -51,7 +53,8 @@ def settings(args: argparse.Namespace) -> Settings:
         overrides=parse_overrides(args.param_overrides), tracking_uri=args.tracking_uri or None,
         configured_uri=sec.get("tracking-uri"), push=args.push or str(sec.get("push") or "auto"),
         select_metric=args.select_metric or sec.get("select-metric") or "", select_direction=direction,
-        batch=args.batch or "", cfg=cfg,
+        batch=args.batch or "", cfg=cfg, model_run=(cfg.data.get("model") or {}).get("run") is True,
+        trusted_types=[str(t) for t in (cfg.data.get("model") or {}).get("trusted-types") or []],
     )
 
 

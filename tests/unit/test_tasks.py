@@ -17,6 +17,8 @@ from leanops.errors import BadInput
 
 from .test_gate_metrics import gate, line_of, outputs, runner  # noqa: F401 - runner is a fixture
 
+pytestmark = pytest.mark.usefixtures("runner")  # no runner variables of the host; cwd tmp_path
+
 
 @pytest.mark.parametrize(("values", "task"), [
     (["yes", "no", "yes"], "binary"), (["0", "1", "1.0"], "binary"), (["0", "1", "2", "1"], "multiclass"),
@@ -86,8 +88,9 @@ def regression_columns(seed: int, noise: float, n: int = 300) -> dict[str, list]
     return {"y_true": list(y), "y_pred": list(p), "sex": list(np.where(np.arange(n) % 2, "f", "m"))}
 
 
-def test_a_classification_gate_on_a_regression_target_is_one_line_naming_the_gate(tmp_path: Path, runner,
-                                                                                 capsys) -> None:
+def test_a_classification_gate_on_a_regression_target_is_one_line_naming_the_gate(
+        tmp_path: Path, runner_files, capsys,
+) -> None:
     root = project(tmp_path / "p", "    rmse:\n      max: 80\n    roc_auc:\n      min: 0.7",
                    regression_columns(1, 10), {"rmse": 10.0, "roc_auc": 0.8})
     assert gate(root) == 2
@@ -98,7 +101,7 @@ def test_a_classification_gate_on_a_regression_target_is_one_line_naming_the_gat
     assert "expected a metric of regression: rmse, mae, mse, r2, group_mae_difference" in err
 
 
-def test_a_target_contradicting_model_task_is_exit_2(tmp_path: Path, runner, capsys) -> None:
+def test_a_target_contradicting_model_task_is_exit_2(tmp_path: Path, runner_files, capsys) -> None:
     root = project(tmp_path / "p", "    roc_auc:\n      min: 0.7", regression_columns(2, 10), {"roc_auc": 0.8},
                    task="binary")
     assert gate(root) == 2
@@ -108,7 +111,7 @@ def test_a_target_contradicting_model_task_is_exit_2(tmp_path: Path, runner, cap
            "(y_true of predictions.csv) holds numbers with fractions" in err
 
 
-def test_gates_of_two_tasks_without_anything_else_to_decide_are_exit_2(tmp_path: Path, runner, capsys) -> None:
+def test_gates_of_two_tasks_without_anything_else_to_decide_are_exit_2(tmp_path: Path, runner_files, capsys) -> None:
     root = tmp_path / "p"
     root.mkdir()
     (root / "leanops.yml").write_text("version: 1\ngate-metrics:\n  champion: file\n  champion-file: m.json\n"
@@ -118,15 +121,16 @@ def test_gates_of_two_tasks_without_anything_else_to_decide_are_exit_2(tmp_path:
     assert "gates.mae: a regression metric beside gates.f1, a binary metric" in capsys.readouterr().err
 
 
-def test_a_known_lower_is_better_metric_gated_higher_is_exit_2(tmp_path: Path, runner, capsys) -> None:
+def test_a_known_lower_is_better_metric_gated_higher_is_exit_2(tmp_path: Path, runner_files, capsys) -> None:
     root = project(tmp_path / "p", "    rmse:\n      direction: higher\n      max: 80", regression_columns(3, 10),
                    {"rmse": 10.0})
     assert gate(root) == 2
     assert "gates.rmse.direction: rmse is better lower, got 'higher'" in capsys.readouterr().err
 
 
-def test_multiclass_metrics_are_computed_from_the_predictions_and_the_report_names_the_task(tmp_path: Path,
-                                                                                         runner) -> None:
+def test_multiclass_metrics_are_computed_from_the_predictions_and_the_report_names_the_task(
+        tmp_path: Path, runner_files,
+) -> None:
     rng = np.random.default_rng(4)
     n, labels = 240, ["class_0", "class_1", "class_2"]
     y = rng.integers(0, 3, n)
@@ -137,20 +141,21 @@ def test_multiclass_metrics_are_computed_from_the_predictions_and_the_report_nam
     root = project(tmp_path / "p", "    f1_macro:\n      min: 0.5\n    log_loss:\n      max: 2.0",
                    cols, {"accuracy": 0.9})
     assert gate(root) == 0
-    report = json.loads(Path(outputs(runner)["report-file"]).read_text())
+    report = json.loads(Path(outputs(runner_files)["report-file"]).read_text())
     assert report["task"]["task"] == "multiclass"
     assert "inferred from the target (y_true of predictions.csv): non-numeric values, 3 distinct" in \
         report["task"]["how"]
     by_metric = {g["metric"]: g for g in report["gates"]}
     assert by_metric["f1_macro"]["candidate"] == pytest.approx(
         f1_score(cols["y_true"], cols["y_pred"], average="macro"))
-    summary = runner["GITHUB_STEP_SUMMARY"].read_text()
+    summary = runner_files["GITHUB_STEP_SUMMARY"].read_text()
     assert "- **task**: multiclass (inferred from the target" in summary
     assert "computed from predictions.csv (the metrics file lacks them): f1_macro, log_loss" in summary
 
 
-def test_regression_rmse_is_lower_is_better_against_the_champion_with_the_error_gap_gate(tmp_path: Path,
-                                                                                        runner) -> None:
+def test_regression_rmse_is_lower_is_better_against_the_champion_with_the_error_gap_gate(
+        tmp_path: Path, runner_files,
+) -> None:
     good, bad = regression_columns(5, 10), regression_columns(5, 30)  # the same targets, three times the noise
     fairness = "  fairness:\n    sensitive-column: sex\n    max-group-mae-difference: 20\n"
     gates = "    rmse:\n      max: 100\n      max-regression: 1\n    r2:\n      min: 0.5"
@@ -169,7 +174,7 @@ def test_regression_rmse_is_lower_is_better_against_the_champion_with_the_error_
     assert gate(root) == 0
 
 
-def test_binary_fairness_gates_on_a_regression_are_exit_2(tmp_path: Path, runner, capsys) -> None:
+def test_binary_fairness_gates_on_a_regression_are_exit_2(tmp_path: Path, runner_files, capsys) -> None:
     fairness = "  fairness:\n    sensitive-column: sex\n    min-demographic-parity-ratio: 0.8\n"
     root = project(tmp_path / "p", "    mae:\n      max: 100", regression_columns(6, 10), {"mae": 8.0}, extra=fairness)
     assert gate(root) == 2

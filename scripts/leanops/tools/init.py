@@ -19,7 +19,7 @@ import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .. import gh
+from .. import gh, tasks
 from ..errors import BadInput, InfraError
 from ..fsutil import atomic_write, templates_dir
 
@@ -29,6 +29,8 @@ WORKFLOWS = {
     "workflows/weekly-drift.yml": ".github/workflows/weekly-drift.yml",
 }
 PROJECT = "project"  # templates/project/** lands at the repository's root
+TASKS = "tasks"  # templates/tasks/<task>/**: what differs from project/ for a multiclass or regression model
+TASK_GATES = "gates.yml"  # ... whose train-with-cache and gate-metrics sections replace leanops.yml's
 DOCKERFILE = {"Dockerfile": "Dockerfile"}
 # values in the templates that init replaces (each is valid as it stands, so a template can be copied by hand)
 DEFAULT_MODEL = "my-model"
@@ -39,14 +41,16 @@ MODEL_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
 ID_COLUMN = re.compile(r"(^|_)id$", re.IGNORECASE)
 
 
-def template_files() -> dict[str, Path]:
-    """Destination (relative to the repository) -> template file."""
+def template_files(task: str = tasks.BINARY) -> dict[str, Path]:
+    """Destination (relative to the repository) -> template file; a multiclass or regression project takes its
+    task's train stage, params and dvc.yaml from ``templates/tasks/<task>/``."""
     root = templates_dir()
     out = {dest: root / src for src, dest in {**WORKFLOWS, **DOCKERFILE}.items()}
-    project = root / PROJECT
-    for path in sorted(project.rglob("*")):
-        if path.is_file() and "__pycache__" not in path.parts:
-            out[path.relative_to(project).as_posix()] = path
+    folders = [root / PROJECT] + ([root / TASKS / task] if task != tasks.BINARY else [])
+    for folder in folders:
+        for path in sorted(folder.rglob("*")):
+            if path.is_file() and "__pycache__" not in path.parts and path.name != TASK_GATES:
+                out[path.relative_to(folder).as_posix()] = path
     return out
 
 
@@ -61,6 +65,10 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     p.add_argument("--model-name", default=None, help="registered model name in MLflow (default: DIR's name)")
     p.add_argument("--target", default=None,
                    help="the column to predict, for the starter src/train.py (default: the data's last column)")
+    p.add_argument("--task", default=None, choices=list(tasks.TASKS),
+                   help="what the model predicts: the starter stage and gates (binary: roc_auc, f1; multiclass: "
+                   "f1_macro, log_loss; regression: rmse, mae, r2). Default: inferred from --data's target, else "
+                   "binary")
     p.add_argument("--force", action="store_true", help="overwrite files that exist and differ")
     p.set_defaults(func=run)
 
@@ -73,11 +81,15 @@ class Plan:
     suite: str = DEFAULT_SUITE
     target: str = DEFAULT_TARGET
     drop: list[str] = field(default_factory=list)
+    task: str = tasks.BINARY
+    task_how: str = "the default"
 
     def render(self, dest: str, text: str) -> str:
         """The template's text with this repository's names in place of the defaults."""
         if dest == "leanops.yml":
             text = text.replace(f"name: {DEFAULT_MODEL} ", f"name: {self.model} ")
+            if self.task != tasks.BINARY:
+                text = self.task_sections(text)
         if dest in ("leanops.yml", "dvc.yaml", "params.yaml"):
             text = text.replace(DEFAULT_DATA, self.data)
         if dest == "leanops.yml":
@@ -87,6 +99,20 @@ class Plan:
             if self.drop:
                 text = text.replace("drop: []", "drop: [" + ", ".join(_yaml_scalar(c) for c in self.drop) + "]")
         return text
+
+
+    def task_sections(self, text: str) -> str:
+        """leanops.yml for a multiclass or regression model: model.task, and the train-with-cache and gate-metrics
+        sections of ``templates/tasks/<task>/gates.yml`` in place of the binary ones."""
+        gates = (templates_dir() / TASKS / self.task / TASK_GATES).read_text(encoding="utf-8")
+        start, end = text.find("\ntrain-with-cache:\n"), text.find("\nbuild-push-image:")
+        path = re.search(r"(?m)^  path: .*\n", text)
+        if start < 0 or end < start or path is None:
+            raise InfraError("templates/project/leanops.yml: no model.path line, or no train-with-cache section "
+                             "before build-push-image; expected the kit's own template")
+        text = text[:start + 1] + gates + text[end + 1:]
+        at = path.end()
+        return text[:at] + f"  task: {self.task}".ljust(33) + "# binary | multiclass | regression\n" + text[at:]
 
 
 def _yaml_scalar(value: str) -> str:
@@ -135,12 +161,27 @@ def plan(args: argparse.Namespace, root: Path) -> tuple[Plan, Path | None]:
         if columns:
             p.target = args.target or columns[-1]
             p.drop = [c for c in columns if ID_COLUMN.search(c) and c != p.target]
+            if not args.task:
+                target = tasks.look(_column(src, p.target))
+                if target.rows:
+                    p.task = tasks.infer(target)
+                    p.task_how = f"inferred from {p.target}: {target.describe()}; --task says otherwise"
     if args.target:
         p.target = args.target
+    if args.task:
+        p.task, p.task_how = args.task, "--task"
     if args.suite:
         suite = Path(args.suite)
         p.suite = (_rel_to(suite, root) if suite.is_absolute() else suite.as_posix()) or args.suite
     return p, copy_from
+
+
+def _column(path: Path, name: str) -> list[str]:
+    with open(path, newline="", encoding="utf-8", errors="replace") as fh:
+        rows = csv.reader(fh, delimiter="\t" if path.suffix.lower() == ".tsv" else ",")
+        header = [c.strip() for c in next(rows, [])]
+        i = header.index(name)
+        return [r[i] for r in rows if len(r) > i]
 
 
 def place(path: Path, text: str | bytes, *, force: bool, mode: int = 0o644) -> str:
@@ -164,7 +205,7 @@ def run(args: argparse.Namespace) -> int:
     p, copy_from = plan(args, root)
     root.mkdir(parents=True, exist_ok=True)
     results: list[tuple[str, str]] = []
-    for dest, src in template_files().items():
+    for dest, src in template_files(p.task).items():
         text = p.render(dest, src.read_text(encoding="utf-8"))
         results.append((place(root / dest, text, force=args.force, mode=src.stat().st_mode & 0o777), dest))
     if copy_from is not None:
@@ -187,6 +228,7 @@ def run(args: argparse.Namespace) -> int:
     wrote = sum(1 for what, _ in results if what in ("wrote", "overwrote"))
     kept = sum(1 for what, _ in results if what == "kept")
     gh.step(f"leanops init: {wrote} files written, {kept} kept, {len(results) - wrote - kept} unchanged in {root}")
+    print(f"task: {p.task} ({p.task_how})")
     print(next_steps(p, has_data=bool(args.data)))
     return 0
 

@@ -11,7 +11,8 @@ steps 10%, 50%, 100% of ``--window`` seconds:
 
 - ``healthy``: the same model as the stable, rebuilt (another digest);
 - ``errors``: 5% of the requests answer 500;
-- ``slow``: +100% latency (the model sleeps the stable's median server latency, measured first);
+- ``slow``: +100% latency (the model sleeps the stable's median server latency, measured first under the busy
+  core at the first step's canary share of the rate: the model's own cost, not a queue's);
 - ``shifted``: the predicted classes inverted;
 - ``crash``: the model cannot load (the container exits at start).
 
@@ -57,11 +58,12 @@ TARGET_WINDOWS = {"errors": 2, "crash": 2, "slow": 3, "shifted": 3}
 
 
 def stable_median_seconds(port: int, rate: float) -> float:
-    """The stable's median server latency under the bench's load, from its per-request samples."""
+    """The stable's median server latency at ``rate`` (the canary's share of the first step), under the busy
+    core, from its per-request samples: the model's own cost per request on this host, not a queue's."""
     import docker
 
     with Load(f"http://127.0.0.1:{port}/predict", rate=rate):
-        time.sleep(8)
+        time.sleep(max(8.0, 60 / rate))
     c = next(c for c in docker.from_env().containers.list(filters={"label": f"io.leanops.canary.app={NAME}"})
              if not c.name.endswith("-router"))
     res = c.exec_run(["python", "-c", "import urllib.request; print(urllib.request.urlopen("
@@ -107,7 +109,7 @@ def main() -> int:
 
         with nullcontext() if a.no_busy else busy_core():
             # +100% of the stable's median as the trials see it: under the same load and background process
-            median = stable_median_seconds(port, a.rate)
+            median = stable_median_seconds(port, a.rate / 10)
             BEHAVIOURS["slow-2x"] = {"mode": "slow", "delay": round(median, 4)}
             print(f"stable median latency {median * 1000:.1f} ms: the slow canary sleeps that long", file=sys.stderr)
             if "slow" in kinds:

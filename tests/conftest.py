@@ -9,9 +9,12 @@ from pathlib import Path
 
 import pytest
 
+from .services import backend_stack as backend_stack_at
 from .services import free_port, wait_for_http
 from .services import mlflow_auth_server as mlflow_auth_server_at
 from .services import mlflow_server as mlflow_server_at
+from .services import object_store as object_store_at
+from .services import postgres as postgres_at
 
 __all__ = ["free_port", "wait_for_http"]  # imported from here by the tests
 
@@ -94,3 +97,27 @@ def mlflow_auth_server(tmp_path_factory: pytest.TempPathFactory):
     (``tests.services.AuthServer``: ``uri``, the users, ``call``, ``grant``, ``share``)."""
     with mlflow_auth_server_at(tmp_path_factory.mktemp("mlflow-auth-server")) as server:
         yield server
+
+
+@pytest.fixture(scope="session")
+def postgres_server():
+    """A private PostgreSQL cluster on 127.0.0.1 (``tests.services.Postgres``: ``url``, ``create_database``)."""
+    with postgres_at() as pg:
+        yield pg
+
+
+@pytest.fixture(scope="session")
+def object_store(tmp_path_factory: pytest.TempPathFactory):
+    """An S3-compatible store (``moto_server``) on 127.0.0.1 (``tests.services.ObjectStore``: ``env``,
+    ``client``, ``create_bucket``, ``keys``)."""
+    with object_store_at(tmp_path_factory.mktemp("object-store")) as store:
+        yield store
+
+
+@pytest.fixture(scope="session")
+def backend_stack(tmp_path_factory: pytest.TempPathFactory):
+    """The production-shaped stack (``tests.services.Stack``): PostgreSQL, the object store with a bucket,
+    and `mlflow server --app-name basic-auth` keeping its runs and users in PostgreSQL and its artifacts in
+    ``s3://BUCKET/mlflow``. Starting it costs a minute or more (the two databases' schema migrations)."""
+    with backend_stack_at(tmp_path_factory.mktemp("backend-stack")) as stack:
+        yield stack

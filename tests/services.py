@@ -1,254 +1,47 @@
-"""Real services on loopback shared by the tests and `make demo`: a free port, readiness, an `mlflow server`."""
+"""Real services on loopback shared by the tests and `make demo`.
+
+The servers themselves (an `mlflow server`, plain or basic-auth, PostgreSQL, the S3-compatible object store and
+the stack of all three) live in ``leanops.tools.services``, which adopters and the harness use too; this module
+re-exports them for the tests and adds what only tests need (load, example data, engine clean-up).
+"""
 
 from __future__ import annotations
 
-import contextlib
 import json
-import os
 import shutil
-import signal
-import socket
 import subprocess
-import sys
 import threading
 import time
 import urllib.error
-import urllib.parse
 import urllib.request
-from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from leanops.tools.services import (
+    AuthServer,
+    ObjectStore,
+    Postgres,
+    Stack,
+    User,
+    backend_stack,
+    free_port,
+    mlflow_auth_server,
+    mlflow_server,
+    object_store,
+    postgres,
+    start_mlflow_auth_server,
+    start_mlflow_server,
+    start_object_store,
+    start_postgres,
+    stop_process_group,
+    stop_server,
+    wait_for_http,
+)
 
-def free_port() -> int:
-    """A TCP port on 127.0.0.1 that nothing listens on (at the time of asking)."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-def wait_for_http(url: str, *, alive: Callable[[], bool] = lambda: True, timeout: float = 120.0) -> bool:
-    """Poll ``url`` until it answers 200; False when ``alive()`` turns false or the time is up."""
-    deadline = time.monotonic() + timeout
-    while alive() and time.monotonic() < deadline:
-        try:
-            with urllib.request.urlopen(url, timeout=2) as resp:  # noqa: S310 - loopback
-                if resp.status == 200:
-                    return True
-        except OSError:
-            pass
-        time.sleep(0.5)
-    return False
-
-
-def start_mlflow_server(base: Path, port: int | None = None) -> tuple[subprocess.Popen[bytes], str]:
-    """Start a real `mlflow server` on 127.0.0.1 (sqlite backend and artifacts under ``base``) in its own
-    session; returns the process and its URI once ``/health`` answers."""
-    base.mkdir(parents=True, exist_ok=True)
-    port = port or free_port()
-    uri = f"http://127.0.0.1:{port}"
-    # no job runner: MLflow 3 otherwise starts about eight huey consumer processes, each importing mlflow
-    # (30-60 s of both cores at start) and outliving the server
-    env = dict(os.environ, DO_NOT_TRACK="1", MLFLOW_DISABLE_TELEMETRY="true",
-               MLFLOW_SERVER_ENABLE_JOB_EXECUTION="false")
-    env.pop("MLFLOW_TRACKING_URI", None)
-    exe = Path(sys.executable).parent / "mlflow"
-    with open(base / "server.log", "ab") as log:
-        proc = subprocess.Popen(
-            [str(exe) if exe.exists() else "mlflow", "server", "--host", "127.0.0.1", "--port", str(port),
-             "--backend-store-uri", f"sqlite:///{base / 'mlflow.db'}", "--artifacts-destination",
-             str(base / "artifacts"), "--workers", "1"],
-            stdout=log, stderr=subprocess.STDOUT, env=env, cwd=base, start_new_session=True,
-        )
-    if not wait_for_http(f"{uri}/health", alive=lambda: proc.poll() is None):
-        stop_process_group(proc.pid)
-        raise RuntimeError(f"mlflow server did not start: {(base / 'server.log').read_text()[-2000:]}")
-    return proc, uri
-
-
-def stop_process_group(pid: int, wait: float = 20) -> None:
-    """SIGTERM to a process started in its own session and its children, SIGKILL after ``wait`` seconds."""
-    with contextlib.suppress(ProcessLookupError):
-        os.killpg(pid, signal.SIGTERM)
-    deadline = time.monotonic() + wait
-    while time.monotonic() < deadline:
-        try:
-            os.killpg(pid, 0)
-        except ProcessLookupError:
-            return
-        with contextlib.suppress(ChildProcessError):
-            os.waitpid(pid, os.WNOHANG)
-        time.sleep(0.2)
-    with contextlib.suppress(ProcessLookupError):
-        os.killpg(pid, signal.SIGKILL)
-
-
-def stop_server(proc: subprocess.Popen[bytes]) -> None:
-    """Stop a server started in its own process group, and reap it."""
-    stop_process_group(proc.pid)
-    with contextlib.suppress(subprocess.TimeoutExpired):
-        proc.wait(timeout=5)
-
-
-@contextlib.contextmanager
-def mlflow_server(base: Path, port: int | None = None) -> Iterator[str]:
-    """A real `mlflow server` for the duration of the block; yields its URI."""
-    proc, uri = start_mlflow_server(base, port)
-    try:
-        yield uri
-    finally:
-        stop_server(proc)
-
-
-@dataclass(frozen=True)
-class User:
-    """A user of the basic-auth tracking server."""
-
-    username: str
-    password: str
-
-    def env(self) -> dict[str, str]:
-        """The variables MLflow's client and ``leanops.tracking`` read the credential from."""
-        return {"MLFLOW_TRACKING_USERNAME": self.username, "MLFLOW_TRACKING_PASSWORD": self.password}
-
-    def header(self) -> str:
-        import base64
-
-        return "Basic " + base64.b64encode(f"{self.username}:{self.password}".encode()).decode()
-
-
-@dataclass
-class AuthServer:
-    """A running `mlflow server --app-name basic-auth`: its URI and three users.
-
-    ``admin`` (the auth config's admin), ``writer`` (MANAGE on what ``share`` sets up), ``reader`` (READ
-    only: the auth config's default permission is READ, and ``share`` grants READ explicitly).
-    """
-
-    uri: str
-    base: Path
-    admin: User
-    writer: User
-    reader: User
-
-    def call(self, user: User | None, method: str, endpoint: str,
-             payload: dict[str, object] | None = None) -> tuple[int, dict[str, object]]:
-        """One REST call as ``user`` (None: no credential); (HTTP status, JSON body) whatever the status.
-        ``endpoint`` is relative to ``/api/``, e.g. ``2.0/mlflow/runs/create``."""
-        url = f"{self.uri}/api/{endpoint}"
-        data = None
-        if payload is not None and method == "GET":
-            url += "?" + urllib.parse.urlencode(payload)
-        elif payload is not None:
-            data = json.dumps(payload).encode()
-        headers = {"Content-Type": "application/json"}
-        if user is not None:
-            headers["Authorization"] = user.header()
-        req = urllib.request.Request(url, data=data, method=method, headers=headers)
-        try:
-            with urllib.request.urlopen(req, timeout=30) as resp:  # noqa: S310 - loopback
-                body = resp.read()
-                status = resp.status
-        except urllib.error.HTTPError as exc:
-            body, status = exc.read(), exc.code
-        try:
-            return status, dict(json.loads(body or b"{}"))
-        except (json.JSONDecodeError, TypeError, ValueError):
-            return status, {"text": body.decode("utf-8", "replace")[:500]}
-
-    def admin_call(self, method: str, endpoint: str, payload: dict[str, object] | None = None) -> dict[str, object]:
-        """A REST call as the admin that must succeed."""
-        status, body = self.call(self.admin, method, endpoint, payload)
-        if status != 200:
-            raise RuntimeError(f"{method} {endpoint} as admin: HTTP {status} {body}")
-        return body
-
-    def grant(self, user: User, resource_type: str, resource_id: str, permission: str) -> None:
-        """``permission`` (READ, EDIT, MANAGE, NO_PERMISSIONS) for ``user`` on one experiment (by id) or
-        registered model (by name)."""
-        self.admin_call("POST", "3.0/mlflow/users/permissions/grant",
-                        {"username": user.username, "resource_type": resource_type, "resource_id": resource_id,
-                         "permission": permission})
-
-    def share(self, model: str, experiment: str | None = None) -> str:
-        """The experiment (default: the model's name) and the registered model, created by the admin when
-        missing; MANAGE for the writer, READ for the reader on both. Returns the experiment's id."""
-        name = experiment or model
-        found = self.call(self.admin, "GET", "2.0/mlflow/experiments/get-by-name", {"experiment_name": name})
-        exp = found[1].get("experiment") if found[0] == 200 else None
-        if isinstance(exp, dict):
-            exp_id = str(exp["experiment_id"])
-        else:
-            exp_id = str(self.admin_call("POST", "2.0/mlflow/experiments/create", {"name": name})["experiment_id"])
-        status, _ = self.call(self.admin, "GET", "2.0/mlflow/registered-models/get", {"name": model})
-        if status != 200:
-            self.admin_call("POST", "2.0/mlflow/registered-models/create", {"name": model})
-        for user, permission in ((self.writer, "MANAGE"), (self.reader, "READ")):
-            self.grant(user, "experiment", exp_id, permission)
-            self.grant(user, "registered_model", model, permission)
-        return exp_id
-
-
-AUTH_CONFIG = """\
-[mlflow]
-default_permission = READ
-database_uri = sqlite:///{db}
-admin_username = {admin}
-admin_password = {password}
-authorization_function = mlflow.server.auth:authenticate_request_basic_auth
-# a checked password is remembered for a while: PBKDF2 costs about a second per request on a busy 2-core machine
-auth_cache_ttl_seconds = 600
-"""
-
-
-def start_mlflow_auth_server(base: Path, port: int | None = None) -> tuple[subprocess.Popen[bytes], AuthServer]:
-    """Start `mlflow server --app-name basic-auth` on 127.0.0.1 in its own session: sqlite backend and
-    artifacts under ``base``, its own auth database, the admin's password through the auth config file
-    (``MLFLOW_AUTH_CONFIG_PATH``), no job runner; then the users ``writer`` and ``reader`` (random passwords)."""
-    import secrets
-
-    base.mkdir(parents=True, exist_ok=True)
-    port = port or free_port()
-    uri = f"http://127.0.0.1:{port}"
-    admin = User("admin", secrets.token_urlsafe(18))
-    config = base / "basic_auth.ini"
-    config.write_text(AUTH_CONFIG.format(db=base / "basic_auth.db", admin=admin.username, password=admin.password))
-    config.chmod(0o600)
-    env = dict(os.environ, DO_NOT_TRACK="1", MLFLOW_DISABLE_TELEMETRY="true",
-               MLFLOW_SERVER_ENABLE_JOB_EXECUTION="false", MLFLOW_AUTH_CONFIG_PATH=str(config),
-               MLFLOW_FLASK_SERVER_SECRET_KEY=secrets.token_hex(16))
-    for name in ("MLFLOW_TRACKING_URI", "MLFLOW_TRACKING_USERNAME", "MLFLOW_TRACKING_PASSWORD",
-                 "MLFLOW_TRACKING_TOKEN", "MLFLOW_AUTH_ADMIN_USERNAME", "MLFLOW_AUTH_ADMIN_PASSWORD"):
-        env.pop(name, None)
-    exe = Path(sys.executable).parent / "mlflow"
-    with open(base / "server.log", "ab") as log:
-        proc = subprocess.Popen(
-            [str(exe) if exe.exists() else "mlflow", "server", "--app-name", "basic-auth", "--host", "127.0.0.1",
-             "--port", str(port), "--backend-store-uri", f"sqlite:///{base / 'mlflow.db'}",
-             "--artifacts-destination", str(base / "artifacts"), "--workers", "1"],
-            stdout=log, stderr=subprocess.STDOUT, env=env, cwd=base, start_new_session=True,
-        )
-    try:
-        if not wait_for_http(f"{uri}/health", alive=lambda: proc.poll() is None):
-            raise RuntimeError(f"mlflow server (basic-auth) did not start: {(base / 'server.log').read_text()[-2000:]}")
-        server = AuthServer(uri, base, admin, User("writer", secrets.token_urlsafe(18)),
-                            User("reader", secrets.token_urlsafe(18)))
-        for user in (server.writer, server.reader):
-            server.admin_call("POST", "2.0/mlflow/users/create", {"username": user.username, "password": user.password})
-    except BaseException:
-        stop_process_group(proc.pid)
-        raise
-    return proc, server
-
-
-@contextlib.contextmanager
-def mlflow_auth_server(base: Path, port: int | None = None) -> Iterator[AuthServer]:
-    """A real basic-auth `mlflow server` for the duration of the block; yields its URI and users."""
-    proc, server = start_mlflow_auth_server(base, port)
-    try:
-        yield server
-    finally:
-        stop_server(proc)
+__all__ = ["AuthServer", "ObjectStore", "Postgres", "Stack", "User", "backend_stack", "free_port",
+           "mlflow_auth_server", "mlflow_server", "object_store", "postgres", "start_mlflow_auth_server",
+           "start_mlflow_server", "start_object_store", "start_postgres", "stop_process_group", "stop_server",
+           "wait_for_http"]
 
 
 def remove_deployment(name: str) -> None:

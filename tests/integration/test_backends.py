@@ -1,0 +1,102 @@
+"""Issue 17: the kit against a production-shaped tracking server (`backend_stack`): `mlflow server --app-name
+basic-auth` keeping runs, models and users in PostgreSQL and artifacts in an S3-compatible store (moto).
+
+- train-with-cache on a push, as the writer: the run and the version are rows in PostgreSQL, the model's files are
+  objects in the bucket (listed with boto3), and nothing of them is on the server's disk; the job held only the
+  tracking credential (the server proxies the artifacts: the client needs no storage credential);
+- the read-only user: no run, no version, no artifact upload (403), and the bucket is unchanged.
+"""
+
+from __future__ import annotations
+
+import urllib.error
+import urllib.request
+import uuid
+from pathlib import Path
+
+import pytest
+
+from ..services import Stack
+from .test_train_with_cache import MODEL_STAGE, outputs, tiny_repo, train
+
+CLIENT = ("MLFLOW_TRACKING_USERNAME", "MLFLOW_TRACKING_PASSWORD", "MLFLOW_TRACKING_TOKEN", "MLFLOW_TRACKING_URI",
+          "MLFLOW_REGISTRY_URI", "MLFLOW_S3_ENDPOINT_URL", "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY",
+          "AWS_SESSION_TOKEN", "AWS_ENDPOINT_URL")
+
+
+@pytest.fixture
+def stack(backend_stack: Stack, monkeypatch: pytest.MonkeyPatch) -> Stack:
+    for name in CLIENT:
+        monkeypatch.delenv(name, raising=False)
+    return backend_stack
+
+
+def rows(stack: Stack, query: str, *params: object) -> list[tuple[object, ...]]:
+    with stack.postgres.connect(stack.database) as conn:
+        return list(conn.execute(query.encode(), params).fetchall())
+
+
+def files_under(path: Path) -> list[str]:
+    return sorted(str(p.relative_to(path)) for p in path.rglob("*") if p.is_file())
+
+
+def test_the_writer_trains_into_postgresql_and_the_bucket_and_nothing_lands_on_the_servers_disk(
+        stack: Stack, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, runner_files) -> None:
+    model = f"backends-{uuid.uuid4().hex[:8]}"
+    stack.mlflow.share(model)
+    monkeypatch.setenv("GITHUB_EVENT_NAME", "push")
+    for name, value in stack.mlflow.writer.env().items():
+        monkeypatch.setenv(name, value)
+    before = set(stack.store.keys(stack.bucket))
+
+    repo = tiny_repo(tmp_path / "repo", stage_code=MODEL_STAGE)
+    assert train(repo, stack.mlflow.uri, model) == 0
+    out = outputs(runner_files["GITHUB_OUTPUT"])
+    run_id = out["run-id"]
+    assert (out["skipped"], out["model-version"]) == ("false", "1"), out
+
+    # the run and the version are rows of the tracking database in PostgreSQL
+    assert rows(stack, "SELECT status FROM runs WHERE run_uuid = %s", run_id) == [("FINISHED",)]
+    assert rows(stack, "SELECT version FROM model_versions WHERE name = %s", model) == [(1,)]
+    (location,) = rows(stack, "SELECT artifact_uri FROM runs WHERE run_uuid = %s", run_id)[0]
+    assert str(location).startswith("mlflow-artifacts:/"), location  # proxied: the client never saw the bucket
+
+    # the run's files and the model's are objects in the bucket (MLflow 3 keeps a model under models/m-ID/)
+    new = sorted(set(stack.store.keys(stack.bucket)) - before)
+    assert new and all(k.startswith("mlflow/") for k in new), new
+    assert any(run_id in k and k.endswith("/metrics.json") for k in new), new
+    models = [k for k in new if "/models/" in k]
+    assert any(k.endswith("/model.pkl") for k in models) and any(k.endswith("/MLmodel") for k in models), new
+
+    # ... and not on the server's disk: its folder holds its config and its log, nothing else
+    assert stack.mlflow.artifacts == f"s3://{stack.bucket}/mlflow"
+    assert files_under(stack.mlflow.base) == ["basic_auth.ini", "server.log"]
+    assert not list(tmp_path.glob("**/mlruns"))
+
+
+def test_the_reader_writes_nothing_to_postgresql_or_the_bucket(stack: Stack) -> None:
+    model = f"backends-ro-{uuid.uuid4().hex[:8]}"
+    exp = stack.mlflow.share(model)
+    writer, reader = stack.mlflow.writer, stack.mlflow.reader
+    status, body = stack.mlflow.call(writer, "POST", "2.0/mlflow/runs/create", {"experiment_id": exp})
+    assert status == 200, body
+    run_id = str(body["run"]["info"]["run_id"])  # type: ignore[index]
+    before = sorted(stack.store.keys(stack.bucket))
+    runs_before = rows(stack, "SELECT run_uuid FROM runs WHERE experiment_id = %s", int(exp))
+
+    assert stack.mlflow.call(reader, "POST", "2.0/mlflow/runs/create", {"experiment_id": exp})[0] == 403
+    assert stack.mlflow.call(reader, "POST", "2.0/mlflow/model-versions/create",
+                             {"name": model, "source": f"runs:/{run_id}/model", "run_id": run_id})[0] == 403
+    assert stack.mlflow.call(reader, "POST", "2.0/mlflow/runs/log-metric",
+                             {"run_id": run_id, "key": "forged", "value": 1.0, "timestamp": 0})[0] == 403
+    # an artifact straight through the server's artifact proxy, into the writer's run
+    put = urllib.request.Request(
+        f"{stack.mlflow.uri}/api/2.0/mlflow-artifacts/artifacts/{exp}/{run_id}/artifacts/forged.txt",
+        data=b"forged", method="PUT", headers={"Authorization": reader.header()})
+    with pytest.raises(urllib.error.HTTPError) as refused:
+        urllib.request.urlopen(put, timeout=30)  # noqa: S310 - loopback
+    assert refused.value.code == 403
+
+    assert sorted(stack.store.keys(stack.bucket)) == before
+    assert rows(stack, "SELECT run_uuid FROM runs WHERE experiment_id = %s", int(exp)) == runs_before
+    assert rows(stack, "SELECT count(*) FROM model_versions WHERE name = %s", model) == [(0,)]

@@ -33,6 +33,7 @@ TAG_IMAGE = "leanops.image"
 TAG_PREFIX = "leanops.lineage."
 TAG_LOCK = "leanops.dvc_lock_sha256"  # written by train-with-cache on its runs
 DEP_PREFIX = "dvc.dep."
+TAG_REFRESH = "leanops.refresh"  # written by train-with-cache --refresh on its run: where the data came from, when
 
 
 def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
@@ -166,6 +167,7 @@ def build_record(args: argparse.Namespace, name: str, uri: str, *, version: Any,
         "data": {
             "dvc_lock_sha256": run_tags.get(TAG_LOCK, ""),
             "files": {k[len(DEP_PREFIX):]: v for k, v in sorted(run_tags.items()) if k.startswith(DEP_PREFIX)},
+            "refreshed": refreshed_part(run_tags.get(TAG_REFRESH, "")),
         },
         "validation": validation_part(args.data_valid, _read_json(args.validation_result, "data-validate's result")),
         "training": {
@@ -190,6 +192,26 @@ def build_record(args: argparse.Namespace, name: str, uri: str, *, version: Any,
     }
 
 
+def refreshed_part(text: str) -> list[dict[str, Any]]:
+    """train-with-cache --refresh's record on the run: each refreshed stage, what it read, its hashes, when."""
+    try:
+        data = json.loads(text) if text else []
+    except json.JSONDecodeError:
+        return []
+    return [d for d in data if isinstance(d, dict)] if isinstance(data, list) else []
+
+
+def _refreshed_text(items: list[dict[str, Any]]) -> str:
+    parts = []
+    for r in items:
+        source = r.get("source") or {}
+        where = ", ".join(f"{k}={v}" for k, v in sorted((source.get("params") or {}).items())) or ", ".join(
+            source.get("deps") or []) or source.get("repo", "")
+        parts.append(f"`{r.get('name')}` ({r.get('how')}) at {r.get('refreshed_at')}"
+                     + (f" from {where}" if where else ""))
+    return "; ".join(parts) or "not refreshed (the committed data)"
+
+
 def markdown(rec: dict[str, Any]) -> str:
     m, src, gate, val = rec["model"], rec["source"], rec["gate"], rec["validation"]
 
@@ -202,6 +224,7 @@ def markdown(rec: dict[str, Any]) -> str:
         ["model", f"{m['name']} version {m['version']}" + (f" ({', '.join(m['aliases'])})" if m["aliases"] else "")],
         ["commit", f"`{src['commit'][:12]}` {src['ref']}".strip()],
         ["inputs (DVC deps)", data],
+        ["data refreshed", _refreshed_text(rec["data"].get("refreshed") or [])],
         ["dvc.lock", f"`{rec['data']['dvc_lock_sha256'][:16]}`" if rec["data"]["dvc_lock_sha256"] else "not recorded"],
         ["validation", yes_no(val.get("success"))
          + (f", {val['evaluated']} expectations" if "evaluated" in val else "")],

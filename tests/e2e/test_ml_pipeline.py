@@ -79,6 +79,58 @@ def test_a_repository_made_by_init_passes_ml_pipeline_on_a_pull_request(harness,
     assert "build-push-image/image" not in out and "leanops lineage" not in out
 
 
+def with_predictions(files: dict[str, str]) -> dict[str, str]:
+    """What an adopter adds to the starter project: the training stage also writes per-example predictions
+    (with the sensitive column) and its test rows, and leanops.yml turns on the paired bootstrap and fairness."""
+    train = files["src/train.py"]
+    anchor = "    write(METRICS,"
+    assert anchor in train
+    extra = (
+        "    rows = df.loc[x_test.index]\n"
+        "    (ROOT / 'data/eval').mkdir(parents=True, exist_ok=True)\n"
+        "    rows.to_csv(ROOT / 'data/eval/test.csv', index=False)\n"
+        "    pd.DataFrame({'customer_id': rows['customer_id'], 'y_true': (y_test == positive).astype(int),\n"
+        "                  'y_pred': (pred == positive).astype(int), 'y_score': score.round(6),\n"
+        "                  'gender': rows['gender']}).to_csv(ROOT / 'metrics/predictions.csv', index=False)\n"
+    )
+    files["src/train.py"] = train.replace(anchor, extra + anchor, 1)
+    dvc = yaml.safe_load(files["dvc.yaml"])
+    dvc["stages"]["train"]["outs"] += [{"metrics/predictions.csv": {"cache": False}}, "data/eval/test.csv"]
+    files["dvc.yaml"] = yaml.safe_dump(dvc, sort_keys=False)
+    cfg = yaml.safe_load(files["leanops.yml"])
+    cfg["gate-metrics"]["bootstrap"] = {"predictions": "metrics/predictions.csv", "iterations": 200,
+                                        "evaluation-data": "data/eval/test.csv"}
+    cfg["gate-metrics"]["fairness"] = {"sensitive-column": "gender", "min-demographic-parity-ratio": 0.3,
+                                       "max-equalized-odds-difference": 0.6}
+    files["leanops.yml"] = yaml.safe_dump(cfg, sort_keys=False)
+    return files
+
+
+def test_a_pull_request_with_bootstrap_and_fairness_gets_the_predictions_without_a_tracking_server(
+        harness, tmp_path: Path) -> None:
+    """Issue 15: with gate-metrics.bootstrap.predictions and fairness set, the gate job (neither the DVC outputs
+    nor the training job's embedded store) read "predictions.csv not found"; now training ships them."""
+    files = with_predictions(scaffold(tmp_path / "scaffold"))
+    name = f"example/churn-{uuid.uuid4().hex[:8]}"
+    repo = make_repo(tmp_path / "repo", files, origin=f"https://github.com/{name}.git")
+    with Recorder() as rec:
+        rec.fake.add_pull_request(NUMBER)
+        run = ActRun(repo=repo, event="pull_request", event_file=pull_request_event(tmp_path / "event.json", name),
+                     workflow=".github/workflows/ml-pipeline.yml", env={"GITHUB_API_URL": rec.url},
+                     secrets={"GITHUB_TOKEN": "ghs_e2e_token"})
+        res = harness.run(run, log=tmp_path / "act.log")
+        out = res.stdout + res.stderr
+        comments = rec.fake.comments_on(NUMBER)
+    assert res.returncode == 0, out[-8000:]
+    assert "ml-pipeline: tracking=embedded deploy=false" in out
+    assert "gate inputs for gate-metrics: metrics/predictions.csv, data/eval/test.csv" in out, out[-8000:]
+    assert "candidate predictions: metrics/predictions.csv (train-with-cache's gate inputs)" in out
+    assert "predictions.csv not found" not in out
+    assert "gate-metrics: 4 gates passed" in out, out[-8000:]
+    body = comments[-1]["body"]
+    assert "demographic_parity_ratio" in body and "equalized_odds_difference" in body
+
+
 def push_event(path: Path, full_name: str) -> Path:
     path.write_text(json.dumps({"ref": "refs/heads/main", "repository": {"full_name": full_name,
                                                                          "default_branch": "main"}}))

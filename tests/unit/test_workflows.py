@@ -643,3 +643,31 @@ def test_jobs_with_a_write_permission_or_a_secret_restore_no_cache() -> None:
                 val = "true" if val is True else "false" if val is False else val
                 with_[k] = "true" if (val is UNKNOWN or isinstance(val, Secret)) and k == "cache" else val
             assert not action_restores_cache(kit, with_), f"{wf} job {job_id} restores a cache through {uses}"
+
+
+def test_the_gate_gets_the_candidates_predictions_in_every_mode() -> None:
+    """Issue 15: ml-pipeline's gate job has neither the DVC outputs nor the training job's embedded store. Every
+    training job (pull request and trusted ref alike) uploads train-with-cache's gate-inputs as the artifact
+    leanops-gate-inputs; ml-pipeline names it to the gate, whose job downloads it before the gate step and hands
+    its folder over as candidate-files (the action's LEANOPS_CANDIDATE_FILES, the CLI's --candidate-files)."""
+    wf = yaml.safe_load((ROOT / ".github/workflows/train-with-cache.yml").read_text())
+    for job_id in ("train", "train-trusted"):
+        uploads = [st for st in wf["jobs"][job_id]["steps"] if str(st.get("uses", "")).startswith(
+            "actions/upload-artifact@") and st["with"]["name"] == "leanops-gate-inputs"]
+        assert len(uploads) == 1, job_id
+        assert uploads[0]["with"]["path"] == "${{ steps.train.outputs.gate-inputs }}"
+        assert "steps.train.outputs.gate-inputs != ''" in uploads[0]["if"]
+    action = yaml.safe_load((ROOT / "actions/train-with-cache/action.yml").read_text())
+    assert action["outputs"]["gate-inputs"]["value"] == "${{ steps.train.outputs.gate-inputs }}"
+    pipeline = yaml.safe_load((ROOT / ".github/workflows/ml-pipeline.yml").read_text())
+    assert pipeline["jobs"]["gate"]["with"]["candidate-artifact"] == "leanops-gate-inputs"
+    gate_wf = yaml.safe_load((ROOT / ".github/workflows/gate-metrics.yml").read_text())
+    gate_steps = gate_wf["jobs"]["gate"]["steps"]
+    index = next(i for i, st in enumerate(gate_steps) if st.get("id") == "gate")
+    download = next(st for st in gate_steps[:index] if str(st.get("uses", "")).startswith("actions/download-artifact@"))
+    assert download["with"]["name"] == "${{ inputs.candidate-artifact }}"
+    assert download["with"]["path"] == "${{ runner.temp }}/leanops-gate-inputs"
+    assert "format('{0}/leanops-gate-inputs', runner.temp)" in gate_steps[index]["with"]["candidate-files"]
+    gate_action = yaml.safe_load((ROOT / "actions/gate-metrics/action.yml").read_text())
+    env = gate_action["runs"]["steps"][-1]["env"]
+    assert env["LEANOPS_CANDIDATE_FILES"] == "${{ inputs.candidate-files }}"

@@ -46,6 +46,12 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     add_flag(p, "--base-ref", default="", help="the base branch when champion is base-branch (default: the PR's base)")
     add_flag(p, "--tracking-uri", default="",
              help="MLflow tracking URI (default: MLFLOW_TRACKING_URI, leanops.yml, else the embedded local store)")
+    add_flag(p, "--candidate-files", default="",
+             help="a folder holding the candidate's predictions and evaluation rows at their leanops.yml paths "
+                  "(train-with-cache's gate-inputs, the artifact leanops-gate-inputs)")
+    add_flag(p, "--keep-champion", kind="bool", default=False,
+             help="retraining (a schedule, refresh): a candidate that fails the gate against a champion ends the "
+                  "run green with \"champion kept\" (output champion-kept), no alert")
     add_flag(p, "--comment", kind="bool", default=True, help="post the report as one sticky pull-request comment")
     add_flag(p, "--report-file", default="",
              help="comment: the gate's report.md (default: .leanops/gate-metrics/report.md in working-directory)")
@@ -66,6 +72,7 @@ def settings(args: argparse.Namespace) -> Settings:
         metrics_json=args.metrics, metrics_file=args.metrics_file, run_id=args.run_id.strip(),
         model_version=args.model_version.strip(), base_ref=args.base_ref, tracking_flag=args.tracking_uri,
         comment=parse_bool(args.comment), history=int(section.get("history") or 10),
+        candidate_files=args.candidate_files, keep_champion=parse_bool(args.keep_champion),
     )
 
 

@@ -130,7 +130,7 @@ def gate(s: Settings) -> int:
     cand_table = champ_table = None
     pred_path, pred_shown = predictions_path(s)
     if pred_path is not None and not pred_path.is_file():
-        fetched = sources.candidate_predictions(s, cand, pred_shown)
+        fetched = sources.candidate_file(s, pred_shown) or sources.candidate_predictions(s, cand, pred_shown)
         if fetched is not None:
             pred_path, pred_shown = fetched
             gh.step(f"candidate predictions: {pred_shown}")
@@ -146,6 +146,13 @@ def gate(s: Settings) -> int:
             raise BadInput(f"bootstrap.champion-predictions: {champ.predictions_shown} not found", file=s.file,
                            line=s.line("bootstrap", "champion-predictions"))
         champ_table = read_table(s, champ.predictions, champ.predictions_shown, decision.task)
+    # a fair comparison: the champion on the candidate's rows (its own predictions, else re-scored), else nothing
+    absolute = ""
+    if champ is not None and cand_table is not None:
+        from .rescore import compare
+
+        same = compare(s, champ, cand_table, champ_table, gates, notes)
+        champ_table, absolute = same.table, same.absolute
 
     column = (s.section.get("fairness") or {}).get("sensitive-column")
     if column and decision.task == tasks.MULTICLASS:
@@ -165,8 +172,15 @@ def gate(s: Settings) -> int:
 
     known = set(champ.metrics if champ else {}) | computed | {k for p in history for k in p.metrics}
     check_known(gates, cand.metrics, known, s.cfg)
-    intervals = bootstrap_intervals(s, gates, cand_table, champ, champ_table, notes)
-    verdicts = evaluate(gates, cand.metrics, champ.metrics if champ else None, intervals)
+    intervals = {} if absolute else bootstrap_intervals(s, gates, cand_table, champ, champ_table, notes)
+    verdicts = evaluate(gates, cand.metrics, champ.metrics if champ and not absolute else None, intervals)
+    if absolute:
+        from .rescore import mark_absolute
+
+        mark_absolute(verdicts, absolute)
+    if s.keep_champion and champ is not None and not passed(verdicts):
+        notes.insert(0, f"**champion kept**: {champ.label} stays the champion; a retraining run (keep-champion) "
+                        "whose candidate does not pass ends green, with nothing promoted and no alert")
     result = report.Result(passed(verdicts), verdicts, cand, champ, history, notes, s.champion, decision.task,
                            decision.how)
     report.publish(s, result, time.monotonic() - start)

@@ -177,6 +177,11 @@ def publish(s: Settings, r: Result, seconds: float) -> None:
         if r.passed:
             raise
         gh.warning(f"the report could not be posted as a pull-request comment: {exc.one_line()}")
+    if not r.passed and s.keep_champion and r.champion is not None:  # retraining: not a failure, no alert
+        gh.set_output("champion-kept", True)
+        gh.notice(f"champion kept: {r.champion.label} stays the champion; the candidate did not pass "
+                  f"{len(r.failed)} of {len(r.verdicts)} gates (report: {report_file})", title="leanops gate-metrics")
+        return
     if not r.passed:
         failed = "; ".join(f"{v.gate.metric} ({', '.join(v.reasons)})" for v in r.failed)
         notify.gate_failed(s.model_name or "the candidate", r.candidate.version, [v.gate.metric for v in r.failed])

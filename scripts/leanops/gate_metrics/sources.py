@@ -37,6 +37,8 @@ class Settings:
     tracking_flag: str
     comment: bool = True
     history: int = 10
+    candidate_files: str = ""  # a folder holding the candidate's gate files at their leanops.yml paths
+    keep_champion: bool = False  # a failed gate against a champion ends green: "champion kept" (retraining)
     _uri: str | None = field(default=None, repr=False)
 
     @property
@@ -341,6 +343,18 @@ def version_metrics(uri: str, detail: tracking.VersionDetail) -> dict[str, float
     metrics = (tracking.run_metrics(uri, detail.info.run_id) or {}) if detail.info.run_id else {}
     metrics.update(_recorded(detail))
     return metrics
+
+
+def candidate_file(s: Settings, name: str) -> tuple[Path, str] | None:
+    """``name`` (a leanops.yml path) from candidate-files: train-with-cache's gate inputs, when the gate runs in a
+    job of its own (the artifact leanops-gate-inputs)."""
+    if not s.candidate_files or not name:
+        return None
+    folder = Path(s.candidate_files)
+    path = folder / name
+    if not path.resolve().is_relative_to(folder.resolve()) or not path.is_file():
+        return None
+    return path, f"{name} (train-with-cache's gate inputs)"
 
 
 def candidate_predictions(s: Settings, side: Side, name: str) -> tuple[Path, str] | None:

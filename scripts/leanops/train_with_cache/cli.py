@@ -6,6 +6,8 @@
                                      restore-prefix, cache-path), from dvc.yaml, dvc.lock, the effective
                                      params and the hashes of the pipeline's source dependencies
     leanops train-with-cache select  the best of a matrix of results by the configured metric
+    leanops train-with-cache refresh only the stages of train-with-cache.refresh (fresh data in) and the check
+                                     against the champion's data (outputs skipped, reason, refreshed-files)
 
 Nothing trains when no stage is out of date: a pure-Python check of ``dvc.lock`` against the work tree
 (hashes, params, commands) answers without importing DVC or MLflow; when it cannot vouch, a run that started
@@ -21,7 +23,7 @@ import argparse
 
 from .. import tracking
 from ..flags import add_flag
-from .commands import cmd_key, cmd_run, cmd_select
+from .commands import cmd_key, cmd_refresh, cmd_run, cmd_select
 from .settings import SECTION, settings
 
 
@@ -35,8 +37,9 @@ def _add_common(p: argparse.ArgumentParser) -> None:
 
 def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     p = sub.add_parser(SECTION, help="run the DVC pipeline with caching and record it in MLflow")
-    p.add_argument("action", nargs="?", default="run", choices=["run", "key", "select"],
-                   help="run (default), key (the cache key), select (best of a matrix)")
+    p.add_argument("action", nargs="?", default="run", choices=["run", "key", "select", "refresh"],
+                   help="run (default), key (the cache key), select (best of a matrix), refresh (only the refresh "
+                        "stages and the no-new-data check)")
     _add_common(p)
     add_flag(p, "--model-name", help="registered model name (default: model.name in leanops.yml)", default="")
     add_flag(p, "--experiment", help="MLflow experiment (default: leanops.yml, else the model name)", default="")
@@ -50,6 +53,9 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     add_flag(p, "--select-direction", default="", help="higher or lower (default: leanops.yml, else higher)")
     add_flag(p, "--batch", default="", help="tag shared by the legs of one matrix (leanops.batch)")
     add_flag(p, "--results", default="", help="select: folder of result.json files of the matrix legs")
+    add_flag(p, "--refresh", kind="bool", default=False,
+             help="run the stages of train-with-cache.refresh first (dvc update for imports, dvc repro -f -s for "
+                  "stages); when they bring the data the champion was trained on: no new data, nothing trained")
     p.set_defaults(func=run)
 
 
@@ -60,4 +66,6 @@ def run(args: argparse.Namespace) -> int:
         return cmd_key(s)
     if args.action == "select":
         return cmd_select(s, args.results)
+    if args.action == "refresh":
+        return cmd_refresh(s)
     return cmd_run(s)

@@ -16,10 +16,19 @@ from ..dvcproject import (
     lock_digest,
 )
 from ..errors import BadInput
-from .freshness import cache_key, up_to_date
+from .freshness import (
+    NO_NEW_DATA,
+    TAG_REFRESH,
+    Refreshed,
+    cache_key,
+    champion_data,
+    refresh,
+    same_data,
+    up_to_date,
+)
 from .metrics import read_metrics
 from .registry import ALIAS, TAG_KEY, TAG_LOCK, Outcome, find_existing, log_and_register
-from .report import finish
+from .report import finish, stage_gate_inputs, stage_refreshed, summary_refresh
 from .repro import StageResult, dvc_transfer, reproduce, trusted_ref
 from .settings import Settings
 
@@ -58,6 +67,16 @@ def cmd_run(s: Settings) -> int:
     if store is not None:
         store.probe()  # unreachable: retries with backoff, then exit 3 before any work
     apply_overrides(s.root, s.params_file, s.overrides)
+    refreshed: list[Refreshed] = []
+    if s.run_refresh:  # fresh data in first; the same data the champion was trained on: nothing to train
+        refreshed = refresh(s, project)
+        project = Project.load(s.root)  # the refresh rewrote dvc.lock (or the import's .dvc file)
+        key = cache_key(s, project)["cache-key"]
+        champion = champion_data(s, uri)
+        if champion is not None and same_data(refreshed, champion[1]):
+            return _no_new_data(s, uri, local, key, champion[0], refreshed, start)
+        gh.step("refresh: new data (" + (f"not what version {champion[0]}, the champion, was trained on"
+                                         if champion is not None else "no champion yet") + "): training goes on")
     fresh, reason = up_to_date(s, project)
     stages: list[StageResult] = []
     trained = False
@@ -93,6 +112,10 @@ def cmd_run(s: Settings) -> int:
                 gh.notice(f"dvc push --run-cache skipped: {why}")
         run_id, version = log_and_register(s, project, uri, key, lock_hash, metrics, stages, trained, push,
                                            trusted=trusted and not local)
+        if refreshed:  # where the data came from and when, on the run (leanops lineage reads it)
+            client = tracking.mlflow_client(uri)
+            tracking.mlflow_call(uri, f"tag run {run_id}", client.set_tag, run_id, TAG_REFRESH,
+                                 json.dumps([r.as_json() for r in refreshed], sort_keys=True)[:4900])
         outcome = Outcome(skipped=not trained, run_id=run_id, model_uri=f"models:/{s.model_name}/{version}",
                           model_version=version, metrics=metrics, cache_key=key, tracking_uri=uri,
                           local_store=local)
@@ -101,7 +124,56 @@ def cmd_run(s: Settings) -> int:
     outcome.cache_key = key
     outcome.local_store = local
     outcome.stages = stages
-    finish(s, outcome, time.monotonic() - start)
+    gh.set_output("gate-inputs", stage_gate_inputs(s, project))
+    finish(s, outcome, time.monotonic() - start, reason="" if trained else "nothing changed", refreshed=refreshed)
+    return 0
+
+
+def _no_new_data(s: Settings, uri: str, local: bool, key: str, version: str, refreshed: list[Refreshed],
+                 start: float) -> int:
+    """The refreshed data is what the champion was trained on: no training, outputs point at the champion."""
+    run_id = ""
+    detail = tracking.version_detail(uri, s.model_name, version)
+    if detail is not None:
+        run_id = detail.info.run_id
+    metrics = (tracking.run_metrics(uri, run_id) or {}) if run_id else {}
+    gh.notice(f"{NO_NEW_DATA}: the refreshed data has the hashes {s.model_name} version {version} (the champion) "
+              "was trained on; nothing trained", title="leanops train-with-cache")
+    outcome = Outcome(skipped=True, run_id=run_id, model_uri=f"models:/{s.model_name}/{version}",
+                      model_version=version, metrics=metrics, cache_key=key, tracking_uri=uri, local_store=local,
+                      stages=[StageResult(r.name, "refreshed") for r in refreshed])
+    gh.set_output("gate-inputs", "")
+    finish(s, outcome, time.monotonic() - start, reason=NO_NEW_DATA, refreshed=refreshed)
+    return 0
+
+
+def cmd_refresh(s: Settings) -> int:
+    """Only the refresh (ml-pipeline's refresh job): run the refresh stages, compare with the champion's data;
+    outputs skipped/reason and the refreshed files (at their paths, with dvc.lock) for the jobs that validate
+    and train on exactly these bytes."""
+    start = time.monotonic()
+    if not s.model_name:
+        raise BadInput("model.name: missing; expected the registered model name in leanops.yml (or --model-name)",
+                       file=str(s.cfg.path or "leanops.yml"))
+    project = Project.load(s.root)
+    uri, local = tracking.resolve_uri(s.tracking_uri, s.configured_uri, s.root)
+    store = tracking.reader(uri)
+    if store is not None:
+        store.probe()
+    apply_overrides(s.root, s.params_file, s.overrides)
+    refreshed = refresh(s, project)
+    champion = champion_data(s, uri)
+    same = champion is not None and same_data(refreshed, champion[1])
+    folder = "" if same else stage_refreshed(s, refreshed)
+    gh.set_outputs({"skipped": same, "reason": NO_NEW_DATA if same else "", "refreshed-files": folder})
+    if same:
+        assert champion is not None
+        gh.notice(f"{NO_NEW_DATA}: the refreshed data has the hashes {s.model_name} version {champion[0]} (the "
+                  "champion) was trained on; nothing to validate or train", title="leanops train-with-cache")
+    else:
+        gh.step("refresh: new data (" + (f"not what version {champion[0]}, the champion, was trained on"
+                                         if champion is not None else "no champion yet") + ")")
+    summary_refresh(refreshed, NO_NEW_DATA if same else "new data", time.monotonic() - start)
     return 0
 
 

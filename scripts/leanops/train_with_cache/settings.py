@@ -11,6 +11,7 @@ from typing import Any
 
 from .. import config as cfgmod
 from ..errors import BadInput
+from ..flags import parse_bool
 
 SECTION = "train-with-cache"
 
@@ -34,6 +35,8 @@ class Settings:
     cfg: cfgmod.Config = field(repr=False, default_factory=lambda: cfgmod.Config(data={}))
     model_run: bool = False  # model.run: the stage logs its own MLflow run and model
     trusted_types: list[str] = field(default_factory=list)  # model.trusted-types (skops)
+    refresh: list[str] = field(default_factory=list)  # train-with-cache.refresh: stages (or *.dvc imports)
+    run_refresh: bool = False  # --refresh: run them first; no new data, no training
 
 
 def settings(args: argparse.Namespace) -> Settings:
@@ -55,6 +58,7 @@ def settings(args: argparse.Namespace) -> Settings:
         select_metric=args.select_metric or sec.get("select-metric") or "", select_direction=direction,
         batch=args.batch or "", cfg=cfg, model_run=(cfg.data.get("model") or {}).get("run") is True,
         trusted_types=[str(t) for t in (cfg.data.get("model") or {}).get("trusted-types") or []],
+        refresh=cfgmod.split_list(sec.get("refresh")), run_refresh=parse_bool(getattr(args, "refresh", False)),
     )
 
 

@@ -232,7 +232,8 @@ def test_example_and_template_configs_match_the_schema() -> None:
 # adopter's secrets reach it, its environment and whether it restores a cache.
 
 WRITE_SECRETS = {"MLFLOW_TRACKING_USERNAME", "MLFLOW_TRACKING_PASSWORD", "MLFLOW_TRACKING_TOKEN",
-                 "REGISTRY_PASSWORD", "DOCKER_HOST", "KUBECONFIG_DATA"}
+                 "REGISTRY_PASSWORD", "DOCKER_HOST", "KUBECONFIG_DATA",
+                 "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN"}  # the object store's, may write
 READ_SECRETS = {"MLFLOW_READ_USERNAME", "MLFLOW_READ_PASSWORD", "MLFLOW_READ_TOKEN"}
 
 
@@ -594,10 +595,12 @@ def test_on_trusted_refs_write_credentials_reach_only_jobs_in_the_environment() 
     writers = {(r.workflow, r.job) for r in runs if r.secrets & WRITE_SECRETS}
     assert {("train-with-cache.yml", "train-trusted"), ("canary-deploy.yml", "deploy"),
             ("ml-pipeline.yml", "release")} <= writers <= in_env, writers
-    # the adopter's DVC stage runs in train-trusted: it holds the tracking server's credential and nothing else
+    # the adopter's DVC stage runs in train-trusted: it holds the tracking server's credential and the object
+    # store's (the DVC remote: dvc push --run-cache), nothing else
     train = next(r for r in runs if r.job == "train-trusted")
     assert train.secrets <= {"MLFLOW_TRACKING_URI", "MLFLOW_TRACKING_USERNAME", "MLFLOW_TRACKING_PASSWORD",
-                             "MLFLOW_TRACKING_TOKEN"} and not train.write_permissions, train
+                             "MLFLOW_TRACKING_TOKEN", "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY",
+                             "AWS_SESSION_TOKEN", "AWS_ENDPOINT_URL"} and not train.write_permissions, train
     release = next(r for r in runs if r.job == "release")
     canary = next(r for r in runs if r.workflow == "canary-deploy.yml")
     assert release.environment == canary.environment == "production"

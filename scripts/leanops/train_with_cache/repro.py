@@ -35,6 +35,12 @@ STAGE_SECRETS = re.compile(r"^(MLFLOW_TRACKING_(USERNAME|PASSWORD|TOKEN|CLIENT_C
                            r"|MLFLOW_READ_\w+"
                            r"|GITHUB_TOKEN|GH_TOKEN|ACTIONS_RUNTIME_TOKEN|ACTIONS_ID_TOKEN_REQUEST_\w+"
                            r"|LEANOPS_WEBHOOK_URL|LEANOPS_\w*(PASSWORD|TOKEN|SECRET)\w*)$")
+# the object store's credentials: the kit pulls the run-cache before the stages run; on a pull request the
+# adopter's stages (unreviewed code) get none of them, not even the read-only ones (docs/infrastructure.md)
+STORAGE_SECRETS = re.compile(r"^(AWS_(ACCESS_KEY_ID|SECRET_ACCESS_KEY|SESSION_TOKEN|SECURITY_TOKEN"
+                             r"|WEB_IDENTITY_TOKEN_FILE|ROLE_ARN|PROFILE)|AWS_READ_\w+"
+                             r"|GOOGLE_APPLICATION_CREDENTIALS|GOOGLE_OAUTH_ACCESS_TOKEN"
+                             r"|AZURE_STORAGE_(KEY|CONNECTION_STRING|SAS_TOKEN)|AZURE_CLIENT_SECRET)$")
 FAILED_LINE = re.compile(r"failed to reproduce '(?P<stage>[^']+)'")
 
 
@@ -122,9 +128,10 @@ def stage_env(trusted: bool) -> dict[str, str]:
     credentials. On a pull request the tracking server's and the registry's addresses go too.
     """
     env = {k: v for k, v in os.environ.items() if not STAGE_SECRETS.match(k)}
-    if not trusted:  # nor where the servers are
+    if not trusted:  # nor where the servers are, nor the object store's credentials
         for name in ("MLFLOW_TRACKING_URI", "MLFLOW_REGISTRY_URI"):
             env.pop(name, None)
+        env = {k: v for k, v in env.items() if not STORAGE_SECRETS.match(k)}
     return env
 
 def dvc_transfer(s: Settings, verb: str) -> None:

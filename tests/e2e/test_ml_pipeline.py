@@ -87,7 +87,8 @@ def with_predictions(files: dict[str, str]) -> dict[str, str]:
     assert anchor in train
     extra = (
         "    rows = df.loc[x_test.index]\n"
-        "    (ROOT / 'data/eval').mkdir(parents=True, exist_ok=True)\n"
+        "    for folder in ('data/eval', 'metrics'):\n"
+        "        (ROOT / folder).mkdir(parents=True, exist_ok=True)\n"
         "    rows.to_csv(ROOT / 'data/eval/test.csv', index=False)\n"
         "    pd.DataFrame({'customer_id': rows['customer_id'], 'y_true': (y_test == positive).astype(int),\n"
         "                  'y_pred': (pred == positive).astype(int), 'y_score': score.round(6),\n"

@@ -234,3 +234,23 @@ def test_a_gate_in_its_own_job_reads_the_candidates_files_that_training_shipped(
     notes = "\n".join(report_of(project["files"])["notes"])
     assert "champion re-scored on 400 rows of the candidate's evaluation set (rows.csv (train-with-cache's" in notes
     assert "predictions.csv (train-with-cache's gate inputs) vs the champion re-scored" in notes
+
+
+def test_a_retraining_candidate_worse_than_the_rescored_champion_keeps_the_champion_green(project) -> None:  # noqa: ANN001
+    """A scheduled (or drift-dispatched) retraining: the candidate is clearly worse than the champion on the
+    same new rows. Without keep-champion the gate fails (exit 1); with it, the run ends green: champion kept."""
+    from sklearn.linear_model import LogisticRegression
+
+    new = project["new"]
+    weak = LogisticRegression().fit(new[["a"]].assign(b=0.0), new["churned"])  # blind to b
+    frame = new.assign(b=0.0)
+    write_evaluation(project["root"], weak, frame)
+    files = project["files"]
+    assert cli.main(project["base"]) == 1
+    files["GITHUB_OUTPUT"].write_text("")
+    assert cli.main([*project["base"], "--keep-champion", "true"]) == 0
+    out = parse_outputs(files["GITHUB_OUTPUT"].read_text())
+    assert (out["passed"], out["champion-kept"]) == ("false", "true")
+    report = json.loads(Path(out["report-file"]).read_text())
+    assert report["notes"][0].startswith(f"**champion kept**: {MODEL} version {project['v1']} (@champion) stays")
+    assert "significant" in " ".join(r for g in report["gates"] for r in g["reasons"])

@@ -110,7 +110,9 @@ def test_same_rows_are_no_new_data_new_rows_a_new_version(repo: dict, capsys: py
     assert (out["skipped"], out["reason"], out["model-version"]) == ("true", "no new data", "1")
     assert out["run-id"] == client.get_model_version(MODEL, "1").run_id
     assert versions(repo["uri"]) == ["1"]
-    assert "no new data" in capsys.readouterr().err
+    captured = capsys.readouterr()
+    notice = "::notice title=leanops train-with-cache::no new data: the refreshed data has the hashes fresh version 1"
+    assert notice in captured.out + captured.err
 
     # new rows in the source: a new version, trained on them, with where the data came from and when
     write_source(repo["source"], 90)
@@ -148,10 +150,13 @@ def test_an_unreadable_source_exits_3_in_one_line_and_changes_nothing(repo: dict
     capsys.readouterr()
     repo["source"].unlink()  # the database is down, the table is gone
     code, out = train(repo, "--refresh", "true")
-    err = capsys.readouterr().err
+    captured = capsys.readouterr()
+    err = captured.out + captured.err
     assert code == 3, err
     line = next(ln for ln in err.splitlines() if "refresh: dvc repro -f -s fetch failed" in ln)
-    assert "the data source could not be read" in line and "Traceback" not in err
+    assert "the data source could not be read: failed to reproduce 'fetch'" in line
+    assert "FileNotFoundError" in line and str(repo["source"]) in line  # the stage's own last words
+    assert 'File "' + str(Path(cli.__file__).parent) not in err  # no traceback of leanops's own
     assert versions(repo["uri"]) == ["1"] and "model-version" not in out
 
 
@@ -159,7 +164,8 @@ def test_an_unknown_refresh_stage_is_a_configuration_error(repo: dict, capsys: p
     config = repo["root"] / "leanops.yml"
     config.write_text(config.read_text().replace("    - fetch\n", "    - fetch\n    - fecth\n"))
     code, _ = train(repo, "--refresh", "true")
-    err = capsys.readouterr().err
+    captured = capsys.readouterr()
+    err = captured.out + captured.err
     assert code == 2
     assert "refresh: 'fecth' is neither a stage of dvc.yaml (fetch, train) nor a DVC import file" in err
-    assert "leanops.yml:7" in err or "line 7" in err
+    assert "leanops.yml:8: refresh: 'fecth'" in err

@@ -189,7 +189,7 @@ def test_retrain_dispatch_is_sent_when_enabled(tmp_path: Path, runner_files, api
     monkeypatch.setenv("GITHUB_REF_NAME", "main")
     monkeypatch.setenv("LEANOPS_RETRAIN_WORKFLOW", "train.yml")  # as the composite action passes it
     assert drift("--reference", str(REFERENCE), "--current", str(current), "--threshold", "0.3") == 0
-    assert api_recorder.fake.dispatches == [{"workflow": "train.yml", "ref": "main", "inputs": {}}]
+    assert api_recorder.fake.dispatches == [{"workflow": "train.yml", "ref": "main", "inputs": {"refresh": "true"}}]
     out = outputs(runner_files)
     assert out["retrain-dispatched"] == "true" and out["issue-number"] != ""
     assert "retraining dispatched: `train.yml` on `main`" in next(iter(api_recorder.fake.issues.values()))["body"]
@@ -393,8 +393,19 @@ def test_stale_check_is_quiet_when_a_recent_run_succeeded(runner_files, api_reco
 def test_dispatch_subcommand(runner_files, api_recorder, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("GITHUB_REF_NAME", "release")
     assert drift("dispatch", "--retrain-workflow", "train-with-cache.yml") == 0
-    assert api_recorder.fake.dispatches == [{"workflow": "train-with-cache.yml", "ref": "release", "inputs": {}}]
+    assert api_recorder.fake.dispatches == [{"workflow": "train-with-cache.yml", "ref": "release",
+                                             "inputs": {"refresh": "true"}}]  # fresh data in first (issue 15)
     assert outputs(runner_files)["retrain-dispatched"] == "true"
+
+
+def test_a_retrain_workflow_without_the_refresh_input_is_dispatched_without_it(
+        runner_files, api_recorder, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+    monkeypatch.setenv("GITHUB_REF_NAME", "main")
+    api_recorder.fake.fail_next = [422]  # GitHub: Unexpected inputs provided: ["refresh"]
+    assert drift("dispatch", "--retrain-workflow", "old.yml") == 0
+    assert api_recorder.fake.dispatches == [{"workflow": "old.yml", "ref": "main", "inputs": {}}]
+    captured = capsys.readouterr()
+    assert "retrain-workflow old.yml: it has no input refresh" in captured.out + captured.err
 
 
 def test_scores_are_finite_in_the_json(tmp_path: Path, runner_files) -> None:

@@ -201,10 +201,11 @@ def refresh(s: Settings, project: Project) -> list[Refreshed]:
                                  check=False)
             print(res.stdout + res.stderr, file=sys.stdout if gh.on_runner() else sys.stderr, flush=True)
         if res.returncode != 0:
-            lines = [ln.strip() for ln in (res.stderr + res.stdout).splitlines() if ln.strip()]
+            lines = [ln.strip() for ln in (res.stdout + res.stderr).splitlines() if ln.strip()]
             last = next((ln for ln in reversed(lines) if ln.startswith("ERROR")), lines[-1] if lines else "no output")
-            raise InfraError(f"refresh: {how} {name} failed, the data source could not be read: "
-                             f"{last.removeprefix('ERROR: ')[:300]}")
+            said = next((ln for ln in reversed(lines) if not ln.startswith(("ERROR", "Running stage", ">"))), "")
+            why = last.removeprefix("ERROR: ")[:200] + (f" ({said[:200]})" if said and said != last else "")
+            raise InfraError(f"refresh: {how} {name} failed, the data source could not be read: {why}")
         at = dt.datetime.now(dt.timezone.utc).replace(microsecond=0).isoformat()
         if kind == "import":
             outputs, source = _import_outputs(s.root, name)

@@ -13,14 +13,28 @@ from .detect import Outcome
 from .report import issue_text
 from .settings import DEFAULT_WORKFLOW, LABEL, Settings
 
+REFRESH_INPUTS = {"refresh": "true"}  # the retraining brings fresh data in first (docs/retraining.md)
+
 
 def dispatch(workflow: str, ref: str) -> None:
-    """workflow_dispatch ``workflow`` on ``ref``; a refusal is a bad setting (exit 2), an outage exit 3."""
+    """workflow_dispatch ``workflow`` on ``ref`` with refresh on; a refusal is a bad setting (exit 2), an outage
+    exit 3. A workflow without a ``refresh`` input (a caller from before it) is dispatched without it, with a
+    warning: its retraining then trains on the data of the commit."""
     from ..github_api import ApiError, GitHubAPI
 
     api = GitHubAPI.from_env()
     try:
-        api.dispatch(workflow, ref)
+        try:
+            api.dispatch(workflow, ref, REFRESH_INPUTS)
+        except ApiError as exc:
+            if exc.status != 422:
+                raise
+            api.dispatch(workflow, ref)
+            gh.warning(f"retrain-workflow {workflow}: it has no input refresh (HTTP 422 with it); dispatched "
+                       "without: the retraining does not bring fresh data in (add the refresh input of "
+                       "templates/workflows/ml-pipeline.yml)", title="leanops weekly-drift")
+            gh.step(f"dispatched {workflow} on {ref}")
+            return
     except ApiError as exc:
         if exc.status == 403:
             raise BadInput(f"retrain-workflow {workflow}: dispatch refused (HTTP 403); the job needs "
@@ -29,7 +43,7 @@ def dispatch(workflow: str, ref: str) -> None:
             raise BadInput(f"retrain-workflow {workflow}: dispatch on {ref} failed (HTTP {exc.status}); expected a "
                            "workflow file with a workflow_dispatch trigger and no required inputs") from None
         raise
-    gh.step(f"dispatched {workflow} on {ref}")
+    gh.step(f"dispatched {workflow} on {ref} with refresh: true")
 
 
 def alert(s: Settings, out: Outcome, reference: Any, current: Any) -> None:

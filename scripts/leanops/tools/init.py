@@ -165,7 +165,7 @@ def plan(args: argparse.Namespace, root: Path) -> tuple[Plan, Path | None]:
                 target = tasks.look(_column(src, p.target))
                 if target.rows:
                     p.task = tasks.infer(target)
-                    p.task_how = f"inferred from {p.target}: {target.describe()}; --task says otherwise"
+                    p.task_how = f"inferred from {p.target}: {target.describe()}; --task chooses another"
     if args.target:
         p.target = args.target
     if args.task:

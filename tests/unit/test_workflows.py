@@ -674,3 +674,41 @@ def test_the_gate_gets_the_candidates_predictions_in_every_mode() -> None:
     gate_action = yaml.safe_load((ROOT / "actions/gate-metrics/action.yml").read_text())
     env = gate_action["runs"]["steps"][-1]["env"]
     assert env["LEANOPS_CANDIDATE_FILES"] == "${{ inputs.candidate-files }}"
+
+
+def test_retraining_refreshes_once_validates_and_trains_the_same_bytes_and_keeps_the_champion() -> None:
+    """Issue 15: ml-pipeline's refresh job (refresh: true) runs `leanops train-with-cache refresh` with the
+    read-only credential and uploads leanops-refreshed-data; validate and train unpack that artifact (the same
+    bytes), and are skipped on "no new data"; the gate keeps the champion on refresh and on a schedule. The
+    caller template has a commented monthly schedule and a refresh input for workflow_dispatch."""
+    pipeline = yaml.safe_load((ROOT / ".github/workflows/ml-pipeline.yml").read_text())
+    assert pipeline[True]["workflow_call"]["inputs"]["refresh"]["default"] is False  # YAML 1.1: on is True
+    jobs = pipeline["jobs"]
+    refresh = jobs["refresh"]
+    assert refresh["if"] == "inputs.refresh" and refresh["permissions"] == {"contents": "read"}
+    run = next(st for st in refresh["steps"] if st.get("id") == "refresh")
+    assert run["run"] == "leanops train-with-cache refresh"
+    assert run["env"]["MLFLOW_TRACKING_USERNAME"] == "${{ secrets.MLFLOW_READ_USERNAME }}"
+    upload = next(st for st in refresh["steps"] if str(st.get("uses", "")).startswith("actions/upload-artifact@"))
+    assert upload["with"]["name"] == "leanops-refreshed-data"
+    assert jobs["validate"]["needs"] == "refresh"
+    assert "needs.refresh.outputs.skipped != 'true'" in jobs["validate"]["if"]
+    for job in ("validate", "train"):
+        assert jobs[job]["with"]["data-artifact"] == "${{ inputs.refresh && 'leanops-refreshed-data' || '' }}", job
+    assert "validate" in jobs["train"]["needs"]  # skipped validate (no new data): no training
+    assert jobs["gate"]["with"]["keep-champion"] == "${{ inputs.refresh || github.event_name == 'schedule' }}"
+    for wf, job_ids in (("data-validate.yml", ["validate"]), ("train-with-cache.yml", ["train", "train-trusted"])):
+        doc = yaml.safe_load((ROOT / ".github/workflows" / wf).read_text())
+        for job_id in job_ids:
+            steps_ = doc["jobs"][job_id]["steps"]
+            i = next(i for i, st in enumerate(steps_)
+                     if str(st.get("uses", "")).startswith("actions/download-artifact@")
+                     and st["with"]["name"] == "${{ inputs.data-artifact }}")
+            kit = next(i for i, st in enumerate(steps_) if "leanops/leanops/actions/" in str(st.get("uses", "")))
+            assert i < kit and steps_[i]["with"]["path"] == "${{ inputs.working-directory }}", (wf, job_id)
+    template = yaml.safe_load((ROOT / "templates/workflows/ml-pipeline.yml").read_text())
+    assert template[True]["workflow_dispatch"]["inputs"]["refresh"]["type"] == "boolean"
+    assert template["jobs"]["pipeline"]["with"]["refresh"] == (
+        "${{ github.event_name == 'schedule' || inputs.refresh == true }}")
+    text = (ROOT / "templates/workflows/ml-pipeline.yml").read_text()
+    assert '  # schedule:\n  #   - cron: "17 3 1 * *"' in text

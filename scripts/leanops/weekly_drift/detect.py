@@ -6,6 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from .. import tasks
 from ..errors import BadInput
 from .settings import Settings
 
@@ -36,6 +37,19 @@ class Outcome:
             "retrain-workflow": s.retrain_workflow,
             "report-dir": str(s.report_dir),
         }
+
+
+def prediction_task(s: Settings, baseline: Any, what: str) -> tuple[str | None, str]:
+    """The model's task: model.task in leanops.yml, else inferred from the baseline's values (the reference's
+    predictions or labels); (None, why) when neither tells."""
+    declared = tasks.declared(s.cfg)
+    if declared in tasks.TASKS:
+        return declared, f"model.task in {s.cfg.where('model', 'task')}"
+    values = [str(v) for v in baseline.to_pylist() if v is not None]
+    target = tasks.look(values)
+    if not target.rows:
+        return None, "no values to infer it from"
+    return tasks.infer(target), f"inferred from {what}: {target.describe()}"
 
 
 def compared_columns(s: Settings, reference: list[str], current: list[str]) -> list[str]:
@@ -112,11 +126,26 @@ def prediction_drift(s: Settings, reference: Any, current: Any, out: Outcome) ->
         out.notes.append(f"the current data has predictions ({pred}) but the reference has neither {pred} nor a "
                          "target-column: no prediction drift")
         return {}
-    kind = stats.infer_kind(current.column(pred))
-    if kind not in (stats.NUMERICAL, stats.CATEGORICAL):
-        out.notes.append(f"predictions ({pred}) are {kind}: no prediction drift")
-        return {}
-    result = stats.column_drift(pred, kind, reference.column(baseline), current.column(pred), role="prediction")
+    ref_values, cur_values = reference.column(baseline), current.column(pred)
+    task, how = prediction_task(s, ref_values, f"{baseline} of the reference")
+    if task is None:
+        kind = stats.infer_kind(cur_values)
+        if kind not in (stats.NUMERICAL, stats.CATEGORICAL):
+            out.notes.append(f"predictions ({pred}) are {kind}: no prediction drift")
+            return {}
+    elif task == tasks.REGRESSION:
+        kind = stats.NUMERICAL  # the distribution of the values, however few distinct
+        if not (stats.numeric_column(ref_values) and stats.numeric_column(cur_values)):
+            out.notes.append(f"prediction drift not measured: the task is regression ({how}) but {pred} or {baseline} "
+                             "holds no numbers")
+            return {}
+    else:
+        kind = stats.CATEGORICAL  # the classes' shares: 1, 1.0 and "1" are one class on both sides
+        ref_values, cur_values = stats.labels(ref_values), stats.labels(cur_values)
+    if task is not None:
+        what = "the predicted values' distribution" if task == tasks.REGRESSION else "the shares of the classes"
+        out.notes.append(f"prediction drift of a {task} model ({how}): {what}, {pred} against {baseline}")
+    result = stats.column_drift(pred, kind, ref_values, cur_values, role="prediction")
     out.results.append(result)
     out.prediction_drift = "unknown" if result.score != result.score else str(result.drifted).lower()
     return {baseline: pred} if baseline != pred else {}

@@ -132,6 +132,24 @@ def numeric_values(column: Any) -> Any:
     return values if finite.all() else values[finite]
 
 
+def numeric_column(column: Any) -> bool:
+    import pyarrow as pa
+
+    return bool(pa.types.is_integer(column.type) or pa.types.is_floating(column.type))
+
+
+def labels(column: Any) -> Any:
+    """Class labels as text, ``1``, ``1.0`` and ``"1"`` the same class (predictions from JSON logs are often
+    floats, the reference's labels integers or text)."""
+    import pyarrow as pa
+
+    from ..tasks import canonical
+
+    values = [None if v is None or (isinstance(v, float) and v != v) else canonical(str(v))
+              for v in column.to_pylist()]
+    return pa.chunked_array([pa.array(values, type=pa.string())])
+
+
 def value_counts(column: Any) -> dict[Any, int]:
     """Counts of the non-missing values (NaN and infinities count as missing, as in Evidently)."""
     import pyarrow as pa

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import shutil
 import subprocess
 import sys
@@ -70,8 +71,9 @@ def test_a_new_workflow_output_or_secret_fails_the_check(kit: Path) -> None:
 
     wf.write_text(text)
     wf2 = kit / ".github/workflows/data-validate.yml"
-    wf2.write_text(wf2.read_text().replace("    inputs:\n", "    secrets:\n      TOKEN:\n        required: true\n"
-                                           "    inputs:\n", 1))
+    wf2.write_text(wf2.read_text().replace("    secrets:\n", "    secrets:\n      TOKEN:\n        required: true\n", 1))
+    page = kit / "docs/data-validate.md"  # and a page that has no secrets table yet
+    page.write_text(re.sub(r"<!-- leanops:secrets .*?<!-- /leanops:secrets -->\n", "", page.read_text(), flags=re.S))
     found = docgen.problems(kit)
     assert found == ["docs/data-validate.md: no secrets table of .github/workflows/data-validate.yml; expected a "
                      "<!-- leanops:secrets .github/workflows/data-validate.yml --> block (run `leanops docs`)"]

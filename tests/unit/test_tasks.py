@@ -182,3 +182,21 @@ def test_binary_fairness_gates_on_a_regression_are_exit_2(tmp_path: Path, runner
     assert "fairness.min-demographic-parity-ratio: demographic_parity_ratio is a binary metric but the task is " \
            "regression" in err
     assert f"leanops.yml:{line_of(root / 'leanops.yml', 'min-demographic-parity-ratio')}:" in err
+
+
+def test_the_task_metrics_table_of_docs_your_model_is_the_code_s() -> None:
+    """docs/your-model.md's table of tasks and metrics says what gates.TASK_METRICS and KNOWN_DIRECTION say."""
+    from leanops.gate_metrics.gates import KNOWN_DIRECTION, LOWER, TASK_METRICS
+
+    text = (Path(__file__).resolve().parents[2] / "docs/your-model.md").read_text()
+    rows = {}
+    for line in text.split("<!-- task-metrics table", 1)[1].splitlines()[3:]:
+        if not line.startswith("| `"):
+            break
+        cells = [c.strip() for c in line.strip("|").split("|")]
+        rows[cells[0].strip("`")] = [re.findall(r"`([a-z0-9_]+)`", c) for c in cells[1:]]
+    assert set(rows) == set(TASK_METRICS)
+    for task, (known, lower, starter) in rows.items():
+        assert known == list(TASK_METRICS[task]), task
+        assert lower == [m for m in TASK_METRICS[task] if KNOWN_DIRECTION[m] == LOWER], task
+        assert set(starter) <= set(known)

@@ -114,8 +114,24 @@ def test_same_rows_are_no_new_data_new_rows_a_new_version(repo: dict, capsys: py
     notice = "::notice title=leanops train-with-cache::no new data: the refreshed data has the hashes fresh version 1"
     assert notice in captured.out + captured.err
 
-    # new rows in the source: a new version, trained on them, with where the data came from and when
+    # ml-pipeline's refresh job: only the refresh and the check
+    repo["out"].write_text("")
+    assert cli.main(["train-with-cache", "refresh", "--working-directory", str(repo["root"])]) == 0
+    out = parse_outputs(repo["out"].read_text())
+    assert (out["skipped"], out["reason"], out["refreshed-files"]) == ("true", "no new data", "")
+
+    # new rows in the source: the refresh job ships them (and dvc.lock) for validate and train
     write_source(repo["source"], 90)
+    repo["out"].write_text("")
+    assert cli.main(["train-with-cache", "refresh", "--working-directory", str(repo["root"])]) == 0
+    out = parse_outputs(repo["out"].read_text())
+    assert (out["skipped"], out["reason"]) == ("false", "")
+    shipped = Path(out["refreshed-files"])
+    assert sorted(p.relative_to(shipped).as_posix() for p in shipped.rglob("*") if p.is_file()) == [
+        "data/raw.csv", "dvc.lock"]
+    assert len((shipped / "data/raw.csv").read_text().splitlines()) == 91
+
+    # new rows in the source: a new version, trained on them, with where the data came from and when
     code, out = train(repo, "--refresh", "true")
     assert code == 0, capsys.readouterr().err
     assert (out["skipped"], out["reason"], out["model-version"]) == ("false", "", "2")

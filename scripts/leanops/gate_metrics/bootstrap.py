@@ -265,10 +265,12 @@ def _log_loss(w: Any, t: Predictions) -> Any:
     import numpy as np
 
     eps = np.finfo(float).eps
+    proba: Any = t.proba
+    y_score: Any = t.y_score
     if t.task == MULTICLASS:
-        p = t.proba[np.arange(len(t)), t.y_true.astype(int)]
+        p = proba[np.arange(len(t)), t.y_true.astype(int)]
     else:
-        score = np.clip(t.y_score, eps, 1 - eps)
+        score = np.clip(y_score, eps, 1 - eps)
         p = np.where(t.y_true > 0.5, score, 1 - score)
     loss = -np.log(np.clip(p, eps, 1 - eps))
     return (w @ loss) / w.sum(axis=1)

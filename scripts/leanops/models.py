@@ -76,7 +76,8 @@ def verify(model_dir: str | os.PathLike[str], expected: str) -> str:
 FORMATS = ("a pickle or joblib file of a scikit-learn-compatible estimator, a skops file, "
            "or an MLflow model directory (with an MLmodel file)")
 # the first bytes of joblib's compressed files (zlib, gzip, bz2, xz, lzma, lz4); plain joblib files are pickles
-_JOBLIB_MAGIC = (b"ZF", b"\x1f\x8b", b"BZh", b"\xfd7zXZ", b"\x5d\x00\x00", b"\x04\x22\x4d\x18")
+_JOBLIB_MAGIC = (b"x\x01", b"x\x5e", b"x\x9c", b"x\xda", b"\x1f\x8b", b"BZh", b"\xfd7zXZ", b"\x5d\x00\x00",
+                 b"\x04\x22\x4d\x18")
 
 
 class Untrusted(Exception):

@@ -173,8 +173,8 @@ def _stage_model(s: Settings, dest: Path) -> Source | None:
         names = ", ".join(sorted(m.name for m in logged))
         raise _bad_path(s, f"true: the stage logged {len(logged)} models in run {run_id} ({names}); expected one",
                         "run")
-    if logged:
-        artifact = logged[0].model_uri
+    if logged:  # its files where the scratch store keeps them (a models:/ URI would go to the global store)
+        artifact = logged[0].artifact_location
     else:  # a model logged as the run's artifacts (mlflow.log_artifacts of a saved model directory)
         found = [a.path for a in client.list_artifacts(run_id) if a.is_dir
                  and any(f.path.endswith("/" + models.MLMODEL) for f in client.list_artifacts(run_id, a.path))]
@@ -283,29 +283,29 @@ def log_and_register(s: Settings, project: Project, uri: str, key: str, lock_has
     Registration comes last; any failure before the alias is set deletes the version and marks the run
     FAILED, so no half-registered version remains.
     """
-    tracking.configure_mlflow(uri)
-    with gh.group("MLflow: log and register"):
-        t0 = time.monotonic()
-        import mlflow
-        import mlflow.sklearn
-        from mlflow import MlflowClient
+    scratch = Path(tempfile.mkdtemp(prefix="leanops-model-"))
+    try:
+        # the model first: a file in no known format stops here, before anything is written to the store
+        source = _source(s, scratch)
+        gh.step(f"model: {source.shown} ({source.kind}"
+                + (f"; flavor {', '.join(source.flavors)}" if source.flavors else "") + ")")
+        tracking.configure_mlflow(uri)
+        with gh.group("MLflow: log and register"):
+            t0 = time.monotonic()
+            import mlflow
+            from mlflow import MlflowClient
 
-        gh.step(f"mlflow {mlflow.__version__} imported in {time.monotonic() - t0:.1f}s")
-        mlflow.set_tracking_uri(uri)
-        mlflow.set_registry_uri(uri)
-        client = MlflowClient(uri, registry_uri=uri)
-        scratch = Path(tempfile.mkdtemp(prefix="leanops-model-"))
-        try:
-            source = _source(s, scratch)
-            gh.step(f"model: {source.shown} ({source.kind}"
-                    + (f"; flavor {', '.join(source.flavors)}" if source.flavors else "") + ")")
+            gh.step(f"mlflow {mlflow.__version__} imported in {time.monotonic() - t0:.1f}s")
+            mlflow.set_tracking_uri(uri)
+            mlflow.set_registry_uri(uri)
+            client = MlflowClient(uri, registry_uri=uri)
             return _log_and_register(s, project, uri, key, lock_hash, metrics, stages, trained, push, trusted,
                                      client, source, t0)
-        finally:
-            shutil.rmtree(scratch, ignore_errors=True)
-            stage = _STAGE_RUNS.pop(str(s.root), None)
-            if stage is not None:
-                shutil.rmtree(stage[2], ignore_errors=True)
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)
+        stage = _STAGE_RUNS.pop(str(s.root), None)
+        if stage is not None:
+            shutil.rmtree(stage[2], ignore_errors=True)
 
 
 def _log_and_register(s: Settings, project: Project, uri: str, key: str, lock_hash: str, metrics: dict[str, float],

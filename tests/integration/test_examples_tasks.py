@@ -132,3 +132,24 @@ def test_a_gate_of_another_task_and_a_contradicting_task_on_the_examples_are_exi
                          "--champion-file", "metrics/eval.json", "--comment", "false"]) == 2
         err = capsys.readouterr().err.strip()
         assert len(err.splitlines()) == 1 and expected in err and "leanops.yml:" in err, err
+
+
+@pytest.mark.parametrize("name", sorted(EXAMPLES))
+def test_the_committed_dvc_lock_is_current_and_the_stage_is_init_s(name: str) -> None:
+    """dvc.lock records the committed inputs (`dvc repro` after an edit); the stage is `leanops init --task`'s."""
+    import hashlib
+
+    import yaml
+
+    example = ROOT / "examples" / name
+    lock = yaml.safe_load((example / "dvc.lock").read_text())
+    for stage in lock["stages"].values():
+        for dep in stage["deps"]:
+            digest = hashlib.md5((example / dep["path"]).read_bytes()).hexdigest()  # noqa: S324 - DVC's own hash
+            assert dep["md5"] == digest, f"{name}: {dep['path']} changed; run dvc repro in examples/{name}"
+    starter = (ROOT / "templates/tasks" / name / "src/train.py").read_text().splitlines()
+    mine = (example / "src/train.py").read_text().splitlines()
+    added = [line for line in mine if line not in starter]
+    assert [line for line in starter if line not in mine] == [] and len(added) <= 2, added
+    config = yaml.safe_load((example / "leanops.yml").read_text())
+    assert config["model"]["task"] == EXAMPLES[name][0]

@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import signal
 import statistics
 import sys
 import tempfile
@@ -82,12 +83,14 @@ def main() -> int:
     ap.add_argument("--json", default="", help="write every deploy's figures here")
     ap.add_argument("--keep", action="store_true", help="keep the images")
     a = ap.parse_args()
+    # a SIGTERM (kill, timeout) unwinds like Ctrl-C: the busy process, the deployment and the images go too
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     kinds = [k for k in a.kinds.split(",") if k]
 
     ensure_registry()
     base = ensure_base_image()
     work = Path(tempfile.mkdtemp(prefix="leanops-canary-bench-"))
-    yml = "version: 1\nmodel:\n  name: churn\n" + template_limits() + "  ready-timeout: 60\n"
+    yml = "version: 1\nmodel:\n  name: churn\n" + template_limits()
     project = make_repo(work / "project", {"leanops.yml": yml})
     port = free_port()
     common = ["--name", NAME, "--router-publish", f"127.0.0.1:{port}", "--router-base-image", base]

@@ -179,7 +179,7 @@ pytestmark = pytest.mark.e2e
 RATE = 50.0  # the stable model server must keep up on a busy 2-core CI machine (at 100 it saturated)
 WINDOW = 10.0  # at 10% of 50 requests/s: 50 canary requests, the template's min-requests
 STEPS = f"10:{WINDOW:g},50:{WINDOW:g},100:{WINDOW:g}"
-LEANOPS_YML = "version: 1\nmodel:\n  name: churn\n" + template_limits() + "  ready-timeout: 60\n"
+LEANOPS_YML = "version: 1\nmodel:\n  name: churn\n" + template_limits()  # ready-timeout too: 120 s
 
 
 @pytest.fixture(scope="module")
@@ -283,7 +283,7 @@ def test_a_bad_canary_is_rolled_back_and_the_stable_keeps_serving(shared: Deploy
     assert all(s == 200 for t, s in load.results if t >= done), load.summary()
     assert "| step | weight | window |" in summary and "rolled-back" in summary
     if bad != "crash":
-        assert "| window | metric | samples canary / stable |" in summary and "| 1.1 | latency |" in summary
+        assert "| window | metric | samples canary / compared with |" in summary and "| 1.1 | latency |" in summary
 
 
 @pytest.fixture(scope="module")

@@ -587,11 +587,11 @@ def test_summary_tables_per_window_and_per_metric_and_the_report_file(tmp_path: 
     report, _ = canary([HEALTHY, SLOW, SLOW])
     text = summary(report)
     assert text.startswith("### canary-deploy churn: rolled-back\n") and "Warm-up: 10 of 10 requests" in text
-    assert "| step | weight | window | took | requests canary / stable | score | verdict |" in text
-    assert re.search(r"\| 1 \| 10% \| 1 \| [0-9.]+ s \| 60 / 540 \| 100 \| pass: ", text), text
+    assert "| step | weight | window | took | requests canary / compared with | score | verdict |" in text
+    assert re.search(r"\| 1 \| 10% \| 1 \| [0-9.]+ s \| 60 / 540 \(stable\) \| 100 \| pass: ", text), text
     assert "| 2 | 50% | 2 |" in text and "2 failed windows in a row" in text
-    head = ("| window | metric | samples canary / stable | canary | stable | effect | limit | p-value | interval "
-            "| verdict |")
+    head = ("| window | metric | samples canary / compared with | canary | compared with | effect | limit | p-value "
+            "| interval | verdict |")
     assert head in text
     rows = [ln for ln in text.splitlines() if ln.startswith("| 2.2 | latency |")]
     assert len(rows) == 1 and "| 60 / 540 |" in rows[0] and "x1.5 and +1 ms" in rows[0] and "**fail**" in rows[0]

@@ -273,7 +273,8 @@ class Controller:
         parts = [f"{m.name} {m.verdict} ({m.effect_text}, p={'-' if math.isnan(m.p) else f'{m.p:.2g}'})"
                  for m in v.metrics]
         gh.step(f"step {i + 1} window {window_no}: {step.weight}% -> {outcome}: canary {v.canary.requests:.0f} req, "
-                f"stable {v.stable.requests:.0f}; " + "; ".join(parts) + (f"; {reason}" if outcome != PASS else ""))
+                f"{v.against} {v.stable.requests:.0f}; " + "; ".join(parts)
+                + (f"; {reason}" if outcome != PASS else ""))
 
     def _reference(self, starts: tuple[Snapshot | None, Snapshot | None],
                    stable: tuple[Snapshot | None, Snapshot], baseline: tuple[Snapshot | None, Snapshot | None]

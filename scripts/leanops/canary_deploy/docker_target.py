@@ -520,10 +520,10 @@ class DockerTarget:
 
     def start_canary(self, entry: Entry) -> str:
         self.canary_name = self.start_model(entry.image, restart=False)
-        if self.has_baseline and self.stable_image:
-            self.baseline_name = self.start_model(self.stable_image, restart=False, suffix="-baseline")
         why = self.wait_ready(self.canary_name)
-        if not why and self.baseline_name:
+        if not why and self.has_baseline and self.stable_image:
+            # after the canary is ready, not beside it: its readiness is its own, never slowed by the baseline's start
+            self.baseline_name = self.start_model(self.stable_image, restart=False, suffix="-baseline")
             trouble = self.wait_ready(self.baseline_name)
             if trouble:  # not the canary's fault: compared with the stable instead
                 gh.warning(f"baseline {self.baseline_name} did not start ({trouble}); the canary is compared with "

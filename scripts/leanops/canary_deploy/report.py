@@ -23,10 +23,12 @@ def _p(v: Any) -> str:
 def windows_table(report: Report) -> str:
     rows = [[r["step"] if r["step"] > 0 else "start", f"{r['weight']}%", r.get("window") or "-",
              _cell(r.get("seconds"), "{:.1f} s"),
-             f"{_cell(r.get('canary_requests'))} / {_cell(r.get('stable_requests'))}",
+             f"{_cell(r.get('canary_requests'))} / {_cell(r.get('stable_requests'))}"
+             + (f" ({r['against']})" if r.get("against") else ""),
              _cell(r.get("score"), "{:.0f}"), f"{r['verdict']}{' (gross)' if r.get('gross') else ''}: {r['reason']}"]
             for r in report.steps]
-    return gh.md_table(["step", "weight", "window", "took", "requests canary / stable", "score", "verdict"], rows)
+    return gh.md_table(["step", "weight", "window", "took", "requests canary / compared with", "score", "verdict"],
+                       rows)
 
 
 def metrics_table(report: Report) -> str:
@@ -38,8 +40,8 @@ def metrics_table(report: Report) -> str:
                          f"**{m['verdict']}**" if m["verdict"] != "pass" else m["verdict"]])
     if not rows:
         return ""
-    return gh.md_table(["window", "metric", "samples canary / stable", "canary", "stable", "effect", "limit",
-                        "p-value", "interval", "verdict"], rows)
+    return gh.md_table(["window", "metric", "samples canary / compared with", "canary", "compared with", "effect",
+                        "limit", "p-value", "interval", "verdict"], rows)
 
 
 def summary(report: Report) -> str:
@@ -66,7 +68,8 @@ def mermaid(report: Report) -> str:
     c = ", ".join(f"{r['canary_median_ms']:.1f}" for r in rows)
     s = ", ".join(f"{(r.get('stable_median_ms') or 0):.1f}" for r in rows)
     top = max([r["canary_median_ms"] for r in rows] + [r.get("stable_median_ms") or 0 for r in rows]) * 1.2 + 1
-    return ("```mermaid\nxychart-beta\n    title \"median latency (ms) per window: canary bars, stable line\"\n"
+    return ("```mermaid\nxychart-beta\n"
+            "    title \"median latency (ms) per window: canary bars, baseline or stable line\"\n"
             f"    x-axis [{labels}]\n    y-axis \"ms\" 0 --> {top:.0f}\n    bar [{c}]\n    line [{s}]\n```\n")
 
 

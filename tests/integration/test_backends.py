@@ -100,3 +100,28 @@ def test_the_reader_writes_nothing_to_postgresql_or_the_bucket(stack: Stack) -> 
     assert sorted(stack.store.keys(stack.bucket)) == before
     assert rows(stack, "SELECT run_uuid FROM runs WHERE experiment_id = %s", int(exp)) == runs_before
     assert rows(stack, "SELECT count(*) FROM model_versions WHERE name = %s", model) == [(0,)]
+
+
+def test_the_database_down_behind_the_tracking_server_stops_before_any_work_in_one_line(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, runner_files, capsys: pytest.CaptureFixture[str]) -> None:
+    """A stack of its own whose PostgreSQL stops: the server answers 503, train-with-cache retries, then exits 3
+    with one error line naming the tracking server, before anything trains or is written."""
+    from ..services import backend_stack
+
+    for name in CLIENT:
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("GITHUB_EVENT_NAME", "push")
+    with backend_stack(tmp_path / "stack") as own:
+        own.mlflow.share("down")
+        for name, value in own.mlflow.writer.env().items():
+            monkeypatch.setenv(name, value)
+        repo = tiny_repo(tmp_path / "repo", stage_code=MODEL_STAGE)
+        capsys.readouterr()
+        own.postgres.stop()
+        assert train(repo, own.mlflow.uri, "down") == 3
+    err = capsys.readouterr().err
+    errors = [line for line in err.splitlines() if "error" in line.lower()]
+    assert errors == [f"leanops train-with-cache: error: tracking server {own.mlflow.uri} unreachable after 5 "
+                      "attempts: HTTP 503"], err
+    assert "Traceback" not in err and own.postgres.password not in err
+    assert not (repo / "model.pkl").exists()  # nothing trained

@@ -698,6 +698,11 @@ def test_retraining_refreshes_once_validates_and_trains_the_same_bytes_and_keeps
         assert jobs[job]["with"]["data-artifact"] == "${{ inputs.refresh && 'leanops-refreshed-data' || '' }}", job
     assert "validate" in jobs["train"]["needs"]  # skipped validate (no new data): no training
     assert jobs["gate"]["with"]["keep-champion"] == "${{ inputs.refresh || github.event_name == 'schedule' }}"
+    gate_wf = yaml.safe_load((ROOT / ".github/workflows/gate-metrics.yml").read_text())
+    assert "needs.gate.outputs.passed == 'true'" in gate_wf["jobs"]["promote"]["if"]  # a kept champion stays
+    release = jobs["release"]
+    promote = next(st for st in release["steps"] if st.get("id") == "promote")
+    assert "needs.gate.outputs.passed == 'true'" in promote["if"]
     for wf, job_ids in (("data-validate.yml", ["validate"]), ("train-with-cache.yml", ["train", "train-trusted"])):
         doc = yaml.safe_load((ROOT / ".github/workflows" / wf).read_text())
         for job_id in job_ids:

@@ -95,3 +95,39 @@ def test_a_zip_that_is_not_skops_and_a_directory_without_mlmodel_are_unknown(tmp
     assert models.sniff(tmp_path / "d") == "unknown"
     (tmp_path / "d" / "MLmodel").write_text("flavors: {}\n")
     assert models.sniff(tmp_path / "d") == "mlflow"
+
+
+def _settings(root: Path, path: str) -> object:
+    from leanops import config
+    from leanops.train_with_cache.settings import Settings
+
+    (root / "leanops.yml").write_text(f"version: 1\nmodel:\n  name: m\n  path: {path}\n")
+    return Settings(root=root, target="", model_name="m", model_path=path, experiment="m", params_file="params.yaml",
+                    metrics=[], overrides={}, tracking_uri=None, configured_uri=None, push="auto", select_metric="",
+                    select_direction="higher", batch="", cfg=config.load(root / "leanops.yml"))
+
+
+@pytest.mark.parametrize("mlmodel, words", [
+    ("flavors:\n  xgboost: {data: model.ubj}\n", "has no python_function flavor (xgboost)"),
+    ("flavors:\n  python_function: {loader_module: mlflow.xgboost}\n  xgboost: {}\n", "has no signature"),
+    (": [unbalanced\n", "is not readable YAML"),
+])
+def test_an_mlflow_directory_needs_pyfunc_and_a_signature(mlmodel: str, words: str, tmp_path: Path) -> None:
+    from leanops.errors import BadInput
+    from leanops.train_with_cache.registry import _load_model
+
+    (tmp_path / "model").mkdir()
+    (tmp_path / "model" / "MLmodel").write_text(mlmodel)
+    with pytest.raises(BadInput) as err:
+        _load_model(_settings(tmp_path, "model"))  # type: ignore[arg-type]
+    assert words in str(err.value) and "model.path: model" in str(err.value)
+
+
+def test_a_directory_without_mlmodel_names_the_formats(tmp_path: Path) -> None:
+    from leanops.errors import BadInput
+    from leanops.train_with_cache.registry import _load_model
+
+    (tmp_path / "model").mkdir()
+    with pytest.raises(BadInput) as err:
+        _load_model(_settings(tmp_path, "model"))  # type: ignore[arg-type]
+    assert "is a directory without an MLmodel file" in str(err.value) and models.FORMATS in str(err.value)

@@ -300,3 +300,29 @@ def test_a_file_in_no_known_format_is_refused_in_one_line(tmp_path: Path, job: d
     assert models.FORMATS in err[0] and "leanops.yml" in err[0]
     assert not (repo / ".leanops/mlflow/artifacts").exists() or not any((repo / ".leanops/mlflow/artifacts").rglob(
         "MLmodel"))
+
+
+def test_model_run_on_a_trusted_ref_is_registered_on_the_tracking_server(
+        tmp_path: Path, job: dict[str, Path], mlflow_server: str, monkeypatch: pytest.MonkeyPatch,
+        capsys: pytest.CaptureFixture[str]) -> None:
+    """A push with a tracking server: the stage still logs into its scratch store (it never learns the server's
+    address), and the kit logs that model into its own run on the server and registers it with its digest."""
+    import mlflow
+
+    repo = repo_for(tmp_path, "run", "run: true")
+    (repo / "leanops.yml").write_text((repo / "leanops.yml").read_text().replace("formats-run", "formats-run-srv"))
+    monkeypatch.chdir(repo)
+    monkeypatch.setenv("GITHUB_EVENT_NAME", "push")
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", mlflow_server)
+    assert cli.main(["train-with-cache", "--working-directory", str(repo), "--tracking-uri", mlflow_server]) == 0, (
+        capsys.readouterr().err)
+    trained = outputs(job)
+    seen = json.loads((repo / "model-info.json").read_text())["env"]
+    assert seen["MLFLOW_TRACKING_URI"].startswith("sqlite:") and mlflow_server not in json.dumps(seen)
+    client = mlflow.MlflowClient(mlflow_server, registry_uri=mlflow_server)
+    version = client.get_model_version("formats-run-srv", trained["model-version"])
+    assert version.run_id == trained["run-id"]
+    assert client.get_run(trained["run-id"]).data.tags["leanops.trusted"] == "true"
+    fetched = models.fetch(trained["model-uri"], tmp_path / "fetched", mlflow_server)
+    assert models.check_recorded(fetched) == version.tags[models.TAG_SHA256]
+    assert "sklearn" in mlflow.models.Model.load(str(tmp_path / "fetched")).flavors

@@ -447,6 +447,31 @@ def test_the_canary_is_compared_with_a_baseline_at_its_own_load() -> None:
     assert report.verdict == "promoted" and report.steps[0]["stable_median_ms"] < 20, report.steps
 
 
+class StableAloneQueues(WithBaseline):
+    """While the canary starts, the stable alone takes the whole load and queues (60 ms)."""
+
+    def start_canary(self, entry: Entry) -> str:
+        self.traffic("stable", 600, latency=0.060)
+        return super().start_canary(entry)
+
+
+def test_a_100_percent_step_is_compared_with_the_stable_alone_at_the_whole_load() -> None:
+    from leanops.canary_deploy.controller import Controller
+
+    # at 10% the canary and its baseline are quick (10 ms); at 100% the canary takes the whole load and queues
+    # as the stable did alone (60 ms): healthy, not slow
+    windows = [HEALTHY_UNDER_LOAD, {"canary": {"n": 600, "latency": 0.060}, "stable": {"n": 0}}]
+    s = Settings(steps=[Step(10, 0.01), Step(100, 0.01)])
+    report = Controller(StableAloneQueues(windows), s, "churn").deploy("r/x@" + DIGEST_B, "abc")
+    assert report.verdict == "promoted", report.reason
+    assert [(r["step"], r["verdict"], r["against"]) for r in report.steps] == [
+        (1, "pass", "baseline"), (2, "pass", "the stable alone before the canary")]
+    # twice as slow as that, it is not
+    windows = [HEALTHY_UNDER_LOAD] + [{"canary": {"n": 600, "latency": 0.120}, "stable": {"n": 0}}] * 2
+    report = Controller(StableAloneQueues(windows), s, "churn").deploy("r/x@" + DIGEST_B, "abc")
+    assert report.verdict == "rolled-back" and "vs the stable alone before the canary" in report.reason
+
+
 def test_one_unlucky_window_is_not_a_rollback() -> None:
     report, _ = canary([HEALTHY, SLOW, HEALTHY, HEALTHY])
     assert report.verdict == "promoted", report.reason

@@ -152,6 +152,8 @@ class Controller:
         report.previous = record.stable
         gh.step(f"stable {record.stable.image} (model {record.stable.model_version or '-'}), canary model "
                 f"{entry.model_version or '-'}")
+        # the stable alone at the full load, from here until the canary takes traffic: what a 100% step compares with
+        alone = t.scrape("stable") if not t.dry_run else None
         try:
             with gh.group(f"start the canary {image}"):
                 why = t.start_canary(entry)
@@ -160,8 +162,9 @@ class Controller:
                 return self._rollback(report, f"the canary did not become ready: {why}", record)
             self._warm_up(report)
             starts = (t.scrape("stable"), t.scrape("baseline") if self._has_baseline() else None)
+            full = window(alone, starts[0]) if alone is not None and starts[0] is not None else None
             for i, step in enumerate(self.s.steps):
-                outcome, reason = self._step(report, i, step, starts)
+                outcome, reason = self._step(report, i, step, starts, full)
                 if outcome != PASS:
                     return self._rollback(report, f"step {i + 1} ({step.weight}%): {reason}", record)
             with gh.group(f"promote {image}"):
@@ -195,8 +198,8 @@ class Controller:
     def _has_baseline(self) -> bool:
         return bool(getattr(self.target, "has_baseline", False)) and not self.target.dry_run
 
-    def _step(self, report: Report, i: int, step: Step, starts: tuple[Snapshot | None, Snapshot | None]
-              ) -> tuple[str, str]:
+    def _step(self, report: Report, i: int, step: Step, starts: tuple[Snapshot | None, Snapshot | None],
+              full: Stats | None = None) -> tuple[str, str]:
         t = self.target
         s = self.s
         with gh.group(f"step {i + 1}/{len(s.steps)}: canary weight {step.weight}%, window {step.window:g}s"):
@@ -233,7 +236,8 @@ class Controller:
                     outcome, reason = INCONCLUSIVE, "the stable's /metrics did not answer"
                 else:
                     canary = window(before, after_c)
-                    stable, same_window, against = self._reference(starts, (before_s, after_s), (before_b, after_b))
+                    stable, same_window, against = self._reference(starts, (before_s, after_s), (before_b, after_b),
+                                                                   full if step.weight >= 100 else None)
                     if carried is not None:
                         canary = carried[0] + canary
                         if same_window and carried[1] is not None and carried[2] == against:
@@ -277,8 +281,8 @@ class Controller:
                 + (f"; {reason}" if outcome != PASS else ""))
 
     def _reference(self, starts: tuple[Snapshot | None, Snapshot | None],
-                   stable: tuple[Snapshot | None, Snapshot], baseline: tuple[Snapshot | None, Snapshot | None]
-                   ) -> tuple[Stats, bool, str]:
+                   stable: tuple[Snapshot | None, Snapshot], baseline: tuple[Snapshot | None, Snapshot | None],
+                   full: Stats | None = None) -> tuple[Stats, bool, str]:
         """What the canary is compared with in this window, whether it is the same window, and its name.
 
         The baseline first: a fresh container of the stable's image, warmed like the canary, taking the same
@@ -286,7 +290,14 @@ class Controller:
         as the canary's, where the stable's are those of the rest of the traffic: on a busy host the stable queues
         at 90% of the load while the canary idles at 10%, and a slow canary hides behind it. At a step where the
         baseline takes no traffic (100%), its earlier windows; without a baseline, the stable's (same window, else
-        this deployment's windows, else its life)."""
+        this deployment's windows, else its life).
+
+        A 100% step (``full``): the canary takes the whole load, which no container took beside it; it is compared
+        with the stable alone at the whole load, just before the canary took traffic (while the canary started
+        and warmed up). Against the baseline's windows at half the load or less, a healthy canary on a busy host
+        queues at twice their rate and looks slow (measured: 300 ms against 87 ms, rolled back)."""
+        if full is not None and full.requests >= self.s.thresholds.min_requests:
+            return full, False, "the stable alone before the canary"
         b_before, b_after = baseline
         if b_after is not None:
             stats = window(b_before, b_after)

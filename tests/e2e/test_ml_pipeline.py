@@ -107,11 +107,26 @@ def with_predictions(files: dict[str, str]) -> dict[str, str]:
     return files
 
 
-def test_a_pull_request_with_bootstrap_and_fairness_gets_the_predictions_without_a_tracking_server(
+PICKLED = "write(MODEL, pickle.dumps(model, protocol=pickle.HIGHEST_PROTOCOL))"
+
+
+def with_joblib(files: dict[str, str]) -> dict[str, str]:
+    """The starter stage saving its model with `joblib.dump` (scikit-learn's own recommended persistence)."""
+    assert PICKLED in files["src/train.py"]
+    files["src/train.py"] = files["src/train.py"].replace(
+        PICKLED, "import joblib\n    MODEL.parent.mkdir(parents=True, exist_ok=True)\n    joblib.dump(model, MODEL)")
+    return files
+
+
+def test_an_adopters_pull_request_joblib_bootstrap_and_fairness_without_a_tracking_server(
         harness, tmp_path: Path) -> None:
-    """Issue 15: with gate-metrics.bootstrap.predictions and fairness set, the gate job (neither the DVC outputs
-    nor the training job's embedded store) read "predictions.csv not found"; now training ships them."""
-    files = with_predictions(scaffold(tmp_path / "scaffold"))
+    """An adopter's shape of the init project, one act run for two issues' reports:
+
+    - issue 16: the stage saves its model with `joblib.dump` ("not a pickled model (UnpicklingError: STACK_GLOBAL
+      requires str)"): train-with-cache reads the file from its content and registers it;
+    - issue 15: with gate-metrics.bootstrap.predictions and fairness set, the gate job (neither the DVC outputs
+      nor the training job's embedded store) read "predictions.csv not found"; now training ships them."""
+    files = with_predictions(with_joblib(scaffold(tmp_path / "scaffold")))
     name = f"example/churn-{uuid.uuid4().hex[:8]}"
     repo = make_repo(tmp_path / "repo", files, origin=f"https://github.com/{name}.git")
     with Recorder() as rec:
@@ -124,6 +139,10 @@ def test_a_pull_request_with_bootstrap_and_fairness_gets_the_predictions_without
         comments = rec.fake.comments_on(NUMBER)
     assert res.returncode == 0, out[-8000:]
     assert "ml-pipeline: tracking=embedded deploy=false" in out
+    # the file is models/model.pkl by name, a joblib file by content: read, logged and registered
+    assert "STACK_GLOBAL" not in out and "is not a model" not in out
+    assert re.search(r"model: models/model\.pkl \(pickle\)", out), out[-8000:]
+    assert re.search(r"registered \S+ version 1 with alias challenger", out)
     assert "gate inputs for gate-metrics: metrics/predictions.csv, data/eval/test.csv" in out, out[-8000:]
     assert "candidate predictions: metrics/predictions.csv (train-with-cache's gate inputs)" in out
     assert "predictions.csv not found" not in out

@@ -75,7 +75,9 @@ def load_model(model_uri: str, tracking_uri: str, model_path: Path | None) -> tu
     try:
         model = unpickle(model_path)
     except NotAModel as exc:
-        raise BadInput(f"not a pickled model ({exc.reason})", file=str(model_path)) from None
+        raise BadInput(f"not a pickle or joblib file of an estimator ({exc.reason}); for a skops file or an MLflow "
+                       "model directory pass model-version (or run-id): the registered version is timed",
+                       file=str(model_path)) from None
     if not hasattr(model, "predict"):
         raise BadInput("the pickled object has no predict(); expected a fitted estimator", file=str(model_path))
     return model.predict, str(model_path)

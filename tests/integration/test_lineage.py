@@ -83,7 +83,9 @@ def test_record_is_kept_with_the_model_version(project: Path, runner_files: dict
     assert rec["schema"] == "leanops.lineage/v1"
     assert rec["source"]["commit"] == "1234567890abcdef1234567890abcdef12345678"
     assert rec["source"]["workflow_run"] == "https://github.com/acme/churn/actions/runs/99"
-    assert rec["data"] == {"dvc_lock_sha256": "c0ffee" * 10, "files": {"data/raw/churn.csv": "9" * 32}}
+    # refreshed: [] is the committed data (train-with-cache --refresh lists what it read, see test_refresh)
+    assert rec["data"] == {"dvc_lock_sha256": "c0ffee" * 10, "files": {"data/raw/churn.csv": "9" * 32},
+                           "refreshed": []}
     assert rec["validation"]["success"] is True and rec["validation"]["evaluated"] == 36
     assert rec["training"]["run_id"] == run_id and rec["training"]["params"] == {"train.C": "1.0", "train.seed": "42"}
     assert rec["training"]["metrics"]["roc_auc"] == pytest.approx(0.83)

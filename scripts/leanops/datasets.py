@@ -5,10 +5,12 @@ Each problem is one ``BadInput`` naming the file (and the line of a ragged or un
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import glob
 import os
 import re
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -137,6 +139,43 @@ def _in_dvc_lock(root: Path, candidate: Path) -> bool:
     return bool(re.search(r"(?m)^\s*-?\s*path:\s*['\"]?" + re.escape(rel_path) + r"['\"]?\s*$", lock.read_text()))
 
 
+@contextlib.contextmanager
+def _dvc_errors() -> Iterator[list[str]]:
+    """DVC's own error lines (``failed to connect to s3 (...)``) kept for the kit's one line instead of printed
+    before it: the list fills while the block runs."""
+    import logging
+
+    said: list[str] = []
+
+    class Keep(logging.Handler):
+        def emit(self, record: logging.LogRecord) -> None:
+            said.append(" ".join(record.getMessage().split()))
+
+    logs = [logging.getLogger(name) for name in ("dvc", "dvc_data", "dvc_objects")]
+    saved = [(log.handlers[:], log.propagate) for log in logs]
+    for log in logs:
+        log.handlers, log.propagate = [Keep(logging.ERROR)], False
+    try:
+        yield said
+    finally:
+        for log, (handlers, propagate) in zip(logs, saved, strict=True):
+            log.handlers, log.propagate = handlers, propagate
+
+
+def _describe_remote(config: Any) -> str:
+    """The default remote as the error names it: name, URL without credentials, and its endpoint."""
+    from urllib.parse import urlsplit, urlunsplit
+
+    remotes = config.get("remote") or {}
+    name = (config.get("core") or {}).get("remote") or next(iter(remotes), "")
+    conf = remotes.get(name) or {}
+    parts = urlsplit(str(conf.get("url", "")))
+    url = urlunsplit(parts._replace(netloc=parts.hostname or "")) if parts.username or parts.password \
+        else parts.geturl()
+    endpoint = conf.get("endpointurl") or os.environ.get("AWS_ENDPOINT_URL", "") if url.startswith("s3://") else ""
+    return f"'{name}' ({url}{f' at {endpoint}' if endpoint else ''})"
+
+
 def dvc_pull(patterns: list[str]) -> None:
     """``dvc pull`` of the tracked datasets, in process (DVC's Python API), when the project has a remote."""
     root, targets = dvc_targets(patterns)
@@ -154,9 +193,11 @@ def dvc_pull(patterns: list[str]) -> None:
         if not (repo.config.get("remote") or {}):
             gh.step(f"dvc-pull: no DVC remote in {rel(root)}; using the files in the work tree")
             return
-        with gh.group(f"dvc pull {' '.join(targets)}"):
+        with gh.group(f"dvc pull {' '.join(targets)}"), _dvc_errors() as said:
             try:
                 stats = repo.pull(targets=[str(root / t) for t in targets])
             except Exception as exc:  # noqa: BLE001 - network, credentials, missing cache: one line
-                raise InfraError(f"dvc pull {' '.join(targets)} failed in {rel(root)}: {short(exc)}") from None
+                cause = "; ".join(dict.fromkeys([*said, short(exc)]))
+                raise InfraError(f"dvc pull {' '.join(targets)} failed in {rel(root)}: DVC remote "
+                                 f"{_describe_remote(repo.config)}: {cause[:500]}") from None
             gh.step(f"dvc pull: {stats.get('fetched', 0)} file(s) fetched for {', '.join(targets)}")

@@ -63,7 +63,7 @@ def test_unknown_extra_is_exit_2_one_line(tmp_path: Path) -> None:
     assert res.returncode == 2
     assert res.stderr.strip() == ("leanops setup: error: extras: unknown telepathy; expected any of "
                                   "data-validate, train-with-cache, gate-metrics, build-push-image, "
-                                  "canary-deploy, weekly-drift, act, serve or all")
+                                  "canary-deploy, weekly-drift, serve-xgboost, serve-lightgbm, act, serve or all")
 
 
 def test_missing_python_is_exit_2(tmp_path: Path) -> None:

@@ -136,6 +136,9 @@ def main() -> int:
                                  "steps": report.get("steps", [])})
                     print(f"  {verdict} after {report.get('windows')} windows: {report.get('reason', '')}",
                           file=sys.stderr, flush=True)
+                    if a.json:  # after every deploy: a long run cut short keeps what it measured
+                        atomic_write_json(a.json, {"trials": a.trials, "window": a.window, "rate": a.rate,
+                                                   "busy": not a.no_busy, "rows": rows, "complete": False})
                     if verdict == "promoted":  # the stable again, for the next deploy
                         deploy(project, "rollback", *common)
     finally:
@@ -162,7 +165,7 @@ def main() -> int:
         print(f"- {r['kind']} #{r['trial']}: {r['verdict']} ({r['windows']} windows, {r['deploy_s']} s): {r['reason']}")
     if a.json:
         atomic_write_json(a.json, {"trials": a.trials, "window": a.window, "rate": a.rate, "busy": not a.no_busy,
-                                   "rows": rows})
+                                   "rows": rows, "complete": True})
     return 0
 
 

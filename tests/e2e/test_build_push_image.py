@@ -338,3 +338,49 @@ def test_login_and_push_refused_are_one_line_exit_3(built: dict[str, str], proje
         assert last.startswith(f"leanops build-push-image: error: registry {address} refused the push of "
                                f"{address}/ns/churn:build-"), last
         assert "digest" not in outputs
+
+
+def test_a_lightgbm_model_ships_in_an_image_that_serves_it(tmp_path: Path, base_image: str) -> None:
+    """Issue 16: a LightGBM model saved with MLflow's own flavor (the adopter's code) is built with the
+    serve-lightgbm extra and answers /predict in its container. LightGBM's wheel links the system's OpenMP
+    runtime, which python:3.12-slim (and the debootstrapped base) do not carry: templates/Dockerfile adds it."""
+    import docker
+    import lightgbm
+    import mlflow.lightgbm
+    import numpy as np
+    import pandas as pd
+    from mlflow.models import infer_signature
+
+    rng = np.random.default_rng(3)
+    x = pd.DataFrame({"a": rng.normal(size=300), "b": rng.normal(size=300)})
+    y = (x["a"] + 0.5 * x["b"] > 0).astype(int)
+    model = lightgbm.LGBMClassifier(n_estimators=20, verbose=-1).fit(x, y)
+    mlflow.lightgbm.save_model(model, tmp_path / "model-src", signature=infer_signature(x, model.predict(x)))
+    repo = make_repo(tmp_path / "project", {"leanops.yml": "version: 1\nmodel:\n  name: lgbm-model\n"})
+    (repo / "model").symlink_to(tmp_path / "model-src")
+    res, outputs = build_push(repo, "--model-uri", "model", "--registry", NAMESPACE, "--image", "lgbm-e2e",
+                              "--base-image", base_image, "--version", "1.0.0")
+    assert res.returncode == 0, (res.stdout + res.stderr)[-4000:]
+    client = docker.from_env()
+    port = free_port()
+    container = client.containers.run(outputs["image"], detach=True, ports={"8080/tcp": ("127.0.0.1", port)})
+    try:
+        base = f"http://127.0.0.1:{port}"
+
+        def alive() -> bool:
+            container.reload()
+            return bool(container.status == "running")
+
+        assert wait_for_http(f"{base}/ready", alive=alive), container.logs().decode()[-2000:]
+        rows = x.head(5)
+        body = json.dumps({"records": json.loads(rows.to_json(orient="records"))}).encode()
+        req = urllib.request.Request(f"{base}/predict", data=body, headers={"Content-Type": "application/json"})
+        with urllib.request.urlopen(req, timeout=30) as resp:
+            answer = json.loads(resp.read())
+        assert [int(p) for p in answer["predictions"]] == [int(p) for p in model.predict(rows)]
+        assert answer["classes"] == [0, 1]
+        want = model.predict_proba(rows)
+        assert all(abs(got - float(w)) < 1e-6 for row, wrow in zip(answer["probabilities"], want, strict=True)
+                   for got, w in zip(row, wrow, strict=True))
+    finally:
+        container.remove(force=True)

@@ -14,7 +14,9 @@ import tarfile
 import time
 import urllib.request
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -58,6 +60,34 @@ def parse_outputs(text: str) -> dict[str, str]:
             name, value = line.split("=", 1)
             outputs[name] = value
     return outputs
+
+
+@contextmanager
+def serving(image: str) -> Iterator[str]:
+    """The image run on a loopback port until it answers /ready; yields its base URL; removed afterwards."""
+    import docker
+
+    port = free_port()
+    container = docker.from_env().containers.run(image, detach=True, ports={"8080/tcp": ("127.0.0.1", port)})
+    try:
+        base = f"http://127.0.0.1:{port}"
+
+        def alive() -> bool:
+            container.reload()
+            return bool(container.status == "running")
+
+        assert wait_for_http(f"{base}/ready", alive=alive), container.logs().decode()[-2000:]
+        yield base
+    finally:
+        container.remove(force=True)
+
+
+def post_records(base: str, rows: Any) -> tuple[dict[str, Any], str]:
+    """POST a DataFrame's rows to /predict: the answer and its X-Model-Version."""
+    body = json.dumps({"records": json.loads(rows.to_json(orient="records"))}).encode()
+    req = urllib.request.Request(f"{base}/predict", data=body, headers={"Content-Type": "application/json"})
+    with urllib.request.urlopen(req, timeout=30) as resp:
+        return json.loads(resp.read()), str(resp.headers["X-Model-Version"])
 
 
 def registry_digest(repo_path: str, ref: str) -> str:
@@ -148,22 +178,9 @@ def test_pulled_by_digest_serves_what_mlflow_predicts(built: dict[str, str], pro
     assert labels["io.leanops.model.name"] == "churn-classifier"
     assert labels["io.leanops.model.sha256"] and labels["org.opencontainers.image.version"] == "1.2.3"
     assert image.attrs["Config"]["User"] == "65532:65532" and image.attrs["Config"]["Healthcheck"]["Test"]
-    port = free_port()
-    container = client.containers.run(built["image"], detach=True, ports={"8080/tcp": ("127.0.0.1", port)})
-    try:
-        base = f"http://127.0.0.1:{port}"
-
-        def alive() -> bool:
-            container.reload()
-            return bool(container.status == "running")
-
-        assert wait_for_http(f"{base}/ready", alive=alive), container.logs().decode()[-2000:]
+    with serving(built["image"]) as base:
         rows = churn_rows(60)
-        body = json.dumps({"records": json.loads(rows.to_json(orient="records"))}).encode()
-        req = urllib.request.Request(f"{base}/predict", data=body, headers={"Content-Type": "application/json"})
-        with urllib.request.urlopen(req, timeout=30) as resp:
-            answer = json.loads(resp.read())
-            version = resp.headers["X-Model-Version"]
+        answer, version = post_records(base, rows)
         assert answer["predictions"] == expected(project.parent / "model-src", rows)
         assert version == labels["io.leanops.model.version"]
         with urllib.request.urlopen(f"{base}/metrics", timeout=10) as resp:
@@ -172,8 +189,6 @@ def test_pulled_by_digest_serves_what_mlflow_predicts(built: dict[str, str], pro
               if s.name == "leanops_requests_total" and s.labels["path"] == "/predict" and s.labels["status"] == "200"]
         assert ok and ok[0].value == 1 and ok[0].labels["model_name"] == "churn-classifier"
         assert sum(s.value for s in families["leanops_prediction_class"].samples if s.name.endswith("_total")) == 60
-    finally:
-        container.remove(force=True)
 
 
 def test_a_tampered_model_refuses_to_start(built: dict[str, str]) -> None:
@@ -344,7 +359,6 @@ def test_a_lightgbm_model_ships_in_an_image_that_serves_it(tmp_path: Path, base_
     """Issue 16: a LightGBM model saved with MLflow's own flavor (the adopter's code) is built with the
     serve-lightgbm extra and answers /predict in its container. LightGBM's wheel links the system's OpenMP
     runtime, which python:3.12-slim (and the debootstrapped base) do not carry: templates/Dockerfile adds it."""
-    import docker
     import lightgbm
     import mlflow.lightgbm
     import numpy as np
@@ -361,26 +375,11 @@ def test_a_lightgbm_model_ships_in_an_image_that_serves_it(tmp_path: Path, base_
     res, outputs = build_push(repo, "--model-uri", "model", "--registry", NAMESPACE, "--image", "lgbm-e2e",
                               "--base-image", base_image, "--version", "1.0.0")
     assert res.returncode == 0, (res.stdout + res.stderr)[-4000:]
-    client = docker.from_env()
-    port = free_port()
-    container = client.containers.run(outputs["image"], detach=True, ports={"8080/tcp": ("127.0.0.1", port)})
-    try:
-        base = f"http://127.0.0.1:{port}"
-
-        def alive() -> bool:
-            container.reload()
-            return bool(container.status == "running")
-
-        assert wait_for_http(f"{base}/ready", alive=alive), container.logs().decode()[-2000:]
+    with serving(outputs["image"]) as base:
         rows = x.head(5)
-        body = json.dumps({"records": json.loads(rows.to_json(orient="records"))}).encode()
-        req = urllib.request.Request(f"{base}/predict", data=body, headers={"Content-Type": "application/json"})
-        with urllib.request.urlopen(req, timeout=30) as resp:
-            answer = json.loads(resp.read())
+        answer, _ = post_records(base, rows)
         assert [int(p) for p in answer["predictions"]] == [int(p) for p in model.predict(rows)]
         assert answer["classes"] == [0, 1]
         want = model.predict_proba(rows)
         assert all(abs(got - float(w)) < 1e-6 for row, wrow in zip(answer["probabilities"], want, strict=True)
                    for got, w in zip(row, wrow, strict=True))
-    finally:
-        container.remove(force=True)

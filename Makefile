@@ -31,7 +31,7 @@ lint: setup
 	$(RUN) zizmor --no-progress --pedantic $(WORKFLOW_FILES)
 
 unit: setup
-	$(RUN) pytest -n 2 --dist loadgroup -m "not e2e" tests
+	$(RUN) pytest -m "not e2e" tests
 
 e2e: engine
 	$(RUN) pytest -m e2e tests
@@ -40,7 +40,7 @@ e2e: engine
 test: engine
 	$(RUN) ruff check .
 	$(RUN) mypy
-	$(RUN) pytest -n 2 --dist loadgroup --durations=30 tests
+	$(RUN) pytest --durations=30 tests
 	$(RUN) actionlint .github/workflows/*.yml
 	$(RUN) zizmor --no-progress $(WORKFLOW_FILES)
 	$(RUN) zizmor --no-progress --pedantic $(WORKFLOW_FILES)

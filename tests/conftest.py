@@ -122,27 +122,3 @@ def backend_stack(tmp_path_factory: pytest.TempPathFactory):
     with backend_stack_at(tmp_path_factory.mktemp("backend-stack")) as stack:
         yield stack
 
-
-# `make test` runs two pytest-xdist workers (`-n 2 --dist loadgroup`). Tests that share one thing that cannot be
-# shared between two processes run in one group, so on one worker one after the other, as they would without
-# xdist: everything on the Docker engine (act's container names come from the workflow and job names, the canary
-# tests remove the router images they built) and everything on the private PostgreSQL/object-store stack (one
-# start of a minute or more, not one per worker). The rest (unit and most integration tests) spreads over both.
-ENGINE_FIXTURES = {"harness"}
-BACKEND_FIXTURES = {"postgres_server", "object_store", "backend_stack"}
-
-
-def xdist_group_of(item: pytest.Item) -> str | None:
-    names = set(getattr(item, "fixturenames", ()))
-    if item.get_closest_marker("e2e") is not None or names & ENGINE_FIXTURES:
-        return "engine"
-    if names & BACKEND_FIXTURES:
-        return "backends"
-    return None
-
-
-def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    for item in items:
-        group = xdist_group_of(item)
-        if group is not None:
-            item.add_marker(pytest.mark.xdist_group(group))

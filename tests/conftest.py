@@ -121,4 +121,3 @@ def backend_stack(tmp_path_factory: pytest.TempPathFactory):
     ``s3://BUCKET/mlflow``. Starting it costs a minute or more (the two databases' schema migrations)."""
     with backend_stack_at(tmp_path_factory.mktemp("backend-stack")) as stack:
         yield stack
-

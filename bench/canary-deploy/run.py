@@ -96,6 +96,10 @@ def main() -> int:
     common = ["--name", NAME, "--router-publish", f"127.0.0.1:{port}", "--router-base-image", base]
     steps = ",".join(f"{w}:{a.window:g}" for w in (10, 50, 100))
     rows: list[dict[str, object]] = []
+
+    def save(*, complete: bool) -> None:
+        atomic_write_json(a.json, {"trials": a.trials, "window": a.window, "rate": a.rate, "busy": not a.no_busy,
+                                   "rows": rows, "complete": complete})
     images: dict[str, str] = {}
     cleanup_deployment(NAME)
     try:
@@ -137,8 +141,7 @@ def main() -> int:
                     print(f"  {verdict} after {report.get('windows')} windows: {report.get('reason', '')}",
                           file=sys.stderr, flush=True)
                     if a.json:  # after every deploy: a long run cut short keeps what it measured
-                        atomic_write_json(a.json, {"trials": a.trials, "window": a.window, "rate": a.rate,
-                                                   "busy": not a.no_busy, "rows": rows, "complete": False})
+                        save(complete=False)
                     if verdict == "promoted":  # the stable again, for the next deploy
                         deploy(project, "rollback", *common)
     finally:
@@ -164,8 +167,7 @@ def main() -> int:
     for r in rows:
         print(f"- {r['kind']} #{r['trial']}: {r['verdict']} ({r['windows']} windows, {r['deploy_s']} s): {r['reason']}")
     if a.json:
-        atomic_write_json(a.json, {"trials": a.trials, "window": a.window, "rate": a.rate, "busy": not a.no_busy,
-                                   "rows": rows, "complete": True})
+        save(complete=True)
     return 0
 
 

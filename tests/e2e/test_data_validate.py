@@ -34,7 +34,7 @@ SUITE = {
 
 JOB = """\
   {job}:
-    uses: leanops/leanops/.github/workflows/data-validate.yml@main
+{needs}    uses: leanops/leanops/.github/workflows/data-validate.yml@main
     permissions:
       contents: read
     with:
@@ -46,8 +46,11 @@ JOB = """\
 
 
 def caller(artifact: str) -> str:
+    # "bad" waits for "good": act cancels the jobs still running when one fails, and two sibling jobs race
+    # (on a busy runner the failing one could end first and take the passing one's outputs with it)
     head = "name: dv-caller\non: [push]\npermissions: {}\njobs:\n"
-    return head + "".join(JOB.format(job=job, artifact=artifact) for job in ("good", "bad"))
+    needs = {"good": "", "bad": "    needs: [good]\n"}
+    return head + "".join(JOB.format(job=job, needs=needs[job], artifact=artifact) for job in ("good", "bad"))
 
 
 def test_good_data_passes_corrupted_data_fails_and_docs_are_uploaded(harness, tmp_path: Path) -> None:

@@ -286,6 +286,8 @@ class Scripted:
         self.record = Record(name="churn", stable=Entry(image="r/x@" + DIGEST_A))
         self.events: list[str] = []
         self.rng = random.Random(11)
+        self.weight = 0
+        self.alone: dict = {"n": 600}  # the stable alone at the whole load, the canary idle (weight 0)
         self.traffic("stable", 500)  # the stable's life before the deploy
 
     def traffic(self, role: str, n: int, errors: int = 0, latency: float = 0.010, p1: float = 0.3) -> None:
@@ -326,6 +328,7 @@ class Scripted:
 
     def set_weight(self, weight: int) -> None:
         self.events.append(f"weight {weight}")
+        self.weight = weight
 
     def scrape(self, role: str) -> an.Snapshot:
         from prometheus_client import generate_latest
@@ -336,6 +339,10 @@ class Scripted:
         return snap
 
     def canary_problem(self) -> str:  # called once per window (window 0.01 s, poll 1 s)
+        if self.weight == 0:  # the window before the canary takes traffic: the stable alone
+            self.events.append("alone")
+            self.traffic("stable", **self.alone)
+            return ""
         spec = self.windows.pop(0) if self.windows else "exhausted"
         self.events.append("window")
         if isinstance(spec, str):
@@ -370,7 +377,7 @@ def canary(windows: list[dict | str], steps: int = 3, **kw: object) -> tuple[Rep
 def test_a_healthy_canary_is_warmed_then_promoted_and_the_warm_up_is_not_judged() -> None:
     report, target = canary([HEALTHY] * 3)
     assert report.verdict == "promoted", report.reason
-    assert target.events[:3] == ["start", "warm-up 10", "weight 10"] and target.events[-1] == "promote"
+    assert target.events[:4] == ["start", "warm-up 10", "alone", "weight 10"] and target.events[-1] == "promote"
     assert [(r["step"], r["window"], r["verdict"]) for r in report.steps] == [(1, 1, "pass"), (2, 1, "pass"),
                                                                               (3, 1, "pass")]
     first = report.steps[0]
@@ -448,10 +455,15 @@ def test_the_canary_is_compared_with_a_baseline_at_its_own_load() -> None:
 
 
 class StableAloneQueues(WithBaseline):
-    """While the canary starts, the stable alone takes the whole load and queues (60 ms)."""
+    """A busy host: the stable alone at the whole load queues (60 ms); while the canary's container starts and
+    loads its model on the same cores, the stable is slower still (500 ms)."""
+
+    def __init__(self, windows: list[dict | str]) -> None:
+        super().__init__(windows)
+        self.alone = {"n": 600, "latency": 0.060}
 
     def start_canary(self, entry: Entry) -> str:
-        self.traffic("stable", 600, latency=0.060)
+        self.traffic("stable", 600, latency=0.500)
         return super().start_canary(entry)
 
 
@@ -462,14 +474,27 @@ def test_a_100_percent_step_is_compared_with_the_stable_alone_at_the_whole_load(
     # as the stable did alone (60 ms): healthy, not slow
     windows = [HEALTHY_UNDER_LOAD, {"canary": {"n": 600, "latency": 0.060}, "stable": {"n": 0}}]
     s = Settings(steps=[Step(10, 0.01), Step(100, 0.01)])
-    report = Controller(StableAloneQueues(windows), s, "churn").deploy("r/x@" + DIGEST_B, "abc")
+    target = StableAloneQueues(windows)
+    report = Controller(target, s, "churn").deploy("r/x@" + DIGEST_B, "abc")
     assert report.verdict == "promoted", report.reason
     assert [(r["step"], r["verdict"], r["against"]) for r in report.steps] == [
         (1, "pass", "baseline"), (2, "pass", "the stable alone before the canary")]
-    # twice as slow as that, it is not
+    # the reference is taken once the canary is warm and idle, before it takes traffic
+    assert target.events[:4] == ["start", "warm-up 10", "alone", "weight 10"], target.events
+    assert report.reference["requests"] == 600 and 40 < report.reference["median_ms"] < 90, report.reference
+    # twice as slow as that, it is not (against the stable while the canary started, 500 ms, it would pass)
     windows = [HEALTHY_UNDER_LOAD] + [{"canary": {"n": 600, "latency": 0.120}, "stable": {"n": 0}}] * 2
     report = Controller(StableAloneQueues(windows), s, "churn").deploy("r/x@" + DIGEST_B, "abc")
-    assert report.verdict == "rolled-back" and "vs the stable alone before the canary" in report.reason
+    assert report.verdict == "rolled-back" and "vs the stable alone before the canary" in report.reason, \
+        report.reason
+
+
+def test_without_a_100_percent_step_there_is_no_reference_window() -> None:
+    from leanops.canary_deploy.controller import Controller
+
+    target = WithBaseline([HEALTHY_UNDER_LOAD])
+    report = Controller(target, Settings(steps=[Step(10, 0.01)]), "churn").deploy("r/x@" + DIGEST_B, "abc")
+    assert report.verdict == "promoted" and "alone" not in target.events and not report.reference
 
 
 def test_one_unlucky_window_is_not_a_rollback() -> None:

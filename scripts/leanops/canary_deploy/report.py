@@ -54,6 +54,10 @@ def summary(report: Report) -> str:
         w = report.warm_up
         head += (f"Warm-up: {w['ok']} of {w['requests']} requests of the model's example answered in "
                  f"{w['seconds']:.1f} s before the canary took traffic (not part of any window).\n\n")
+    if report.reference:
+        r = report.reference
+        head += (f"The 100% step's reference: the stable alone at the whole load for {r['seconds']:.1f} s with the "
+                 f"canary idle, {r['requests']:.0f} requests, median {r['median_ms']} ms.\n\n")
     if not report.steps:
         return head
     detail = metrics_table(report)

@@ -287,7 +287,9 @@ class Scripted:
         self.events: list[str] = []
         self.rng = random.Random(11)
         self.weight = 0
-        self.alone: dict = {"n": 600}  # the stable alone at the whole load, the canary idle (weight 0)
+        # the stable (or the baseline) alone at the whole load, the canary idle: that role's traffic
+        self.alone: dict[str, dict] = {"stable": {"n": 600}, "baseline": {"n": 600}}
+        self.alone_role = "stable"
         self.traffic("stable", 500)  # the stable's life before the deploy
 
     def traffic(self, role: str, n: int, errors: int = 0, latency: float = 0.010, p1: float = 0.3) -> None:
@@ -339,9 +341,9 @@ class Scripted:
         return snap
 
     def canary_problem(self) -> str:  # called once per window (window 0.01 s, poll 1 s)
-        if self.weight == 0:  # the window before the canary takes traffic: the stable alone
+        if self.weight == 0:  # the window before the canary takes traffic: the stable (or baseline) alone
             self.events.append("alone")
-            self.traffic("stable", **self.alone)
+            self.traffic(self.alone_role, **self.alone[self.alone_role])
             return ""
         spec = self.windows.pop(0) if self.windows else "exhausted"
         self.events.append("window")
@@ -422,8 +424,9 @@ class WithBaseline(Scripted):
 
     def canary_problem(self) -> str:
         spec = self.windows[0] if self.windows and not isinstance(self.windows[0], str) else {}
+        idle = self.weight == 0
         why = super().canary_problem()
-        if not why and "baseline" in spec:
+        if not why and not idle and "baseline" in spec:
             self.traffic("baseline", **spec["baseline"])
         return why
 
@@ -454,39 +457,54 @@ def test_the_canary_is_compared_with_a_baseline_at_its_own_load() -> None:
     assert report.verdict == "promoted" and report.steps[0]["stable_median_ms"] < 20, report.steps
 
 
-class StableAloneQueues(WithBaseline):
-    """A busy host: the stable alone at the whole load queues (60 ms); while the canary's container starts and
-    loads its model on the same cores, the stable is slower still (500 ms)."""
+class StableAloneQueues(Scripted):
+    """A busy host without a baseline: the stable alone at the whole load queues (60 ms); while the canary's
+    container starts and loads its model on the same cores, the stable is slower still (500 ms)."""
 
     def __init__(self, windows: list[dict | str]) -> None:
         super().__init__(windows)
-        self.alone = {"n": 600, "latency": 0.060}
+        self.alone["stable"] = {"n": 600, "latency": 0.060}
 
     def start_canary(self, entry: Entry) -> str:
         self.traffic("stable", 600, latency=0.500)
         return super().start_canary(entry)
 
 
-def test_a_100_percent_step_is_compared_with_the_stable_alone_at_the_whole_load() -> None:
+class YoungContainersSlower(WithBaseline):
+    """A busy host where the old stable is quick alone at the whole load (10 ms) and a container as young as the
+    canary, of the stable's image, is not (60 ms): the baseline takes the whole load for the reference."""
+
+    def __init__(self, windows: list[dict | str]) -> None:
+        super().__init__(windows)
+        self.alone = {"stable": {"n": 600, "latency": 0.010}, "baseline": {"n": 600, "latency": 0.060}}
+
+    def route_alone(self) -> str:
+        self.events.append("baseline alone")
+        self.alone_role = "baseline"
+        return "baseline"
+
+
+def test_a_100_percent_step_is_compared_with_one_container_alone_at_the_whole_load() -> None:
     from leanops.canary_deploy.controller import Controller
 
-    # at 10% the canary and its baseline are quick (10 ms); at 100% the canary takes the whole load and queues
-    # as the stable did alone (60 ms): healthy, not slow
-    windows = [HEALTHY_UNDER_LOAD, {"canary": {"n": 600, "latency": 0.060}, "stable": {"n": 0}}]
     s = Settings(steps=[Step(10, 0.01), Step(100, 0.01)])
-    target = StableAloneQueues(windows)
-    report = Controller(target, s, "churn").deploy("r/x@" + DIGEST_B, "abc")
-    assert report.verdict == "promoted", report.reason
-    assert [(r["step"], r["verdict"], r["against"]) for r in report.steps] == [
-        (1, "pass", "baseline"), (2, "pass", "the stable alone before the canary")]
-    # the reference is taken once the canary is warm and idle, before it takes traffic
-    assert target.events[:4] == ["start", "warm-up 10", "alone", "weight 10"], target.events
-    assert report.reference["requests"] == 600 and 40 < report.reference["median_ms"] < 90, report.reference
-    # twice as slow as that, it is not (against the stable while the canary started, 500 ms, it would pass)
-    windows = [HEALTHY_UNDER_LOAD] + [{"canary": {"n": 600, "latency": 0.120}, "stable": {"n": 0}}] * 2
-    report = Controller(StableAloneQueues(windows), s, "churn").deploy("r/x@" + DIGEST_B, "abc")
-    assert report.verdict == "rolled-back" and "vs the stable alone before the canary" in report.reason, \
-        report.reason
+    healthy_full = {"canary": {"n": 600, "latency": 0.060}, "stable": {"n": 0}}
+    slow_full = {"canary": {"n": 600, "latency": 0.120}, "stable": {"n": 0}}
+    # without a baseline: the stable alone, once the canary is warm and idle (not while it started: 500 ms)
+    for cls, role in ((StableAloneQueues, "stable"), (YoungContainersSlower, "baseline")):
+        target = cls([HEALTHY_UNDER_LOAD, healthy_full])
+        report = Controller(target, s, "churn").deploy("r/x@" + DIGEST_B, "abc")
+        assert report.verdict == "promoted", (cls.__name__, report.reason)
+        assert [(r["step"], r["verdict"], r["against"]) for r in report.steps] == [
+            (1, "pass", role), (2, "pass", f"the {role} alone before the canary")]
+        assert report.reference["role"] == role and report.reference["requests"] == 600
+        assert 40 < report.reference["median_ms"] < 90, report.reference
+        assert "alone" in target.events and target.events.index("alone") < target.events.index("weight 10")
+        # twice as slow as the one alone, it is not promoted
+        report = Controller(cls([HEALTHY_UNDER_LOAD] + [slow_full] * 2), s, "churn").deploy("r/x@" + DIGEST_B, "abc")
+        assert report.verdict == "rolled-back" and f"vs the {role} alone before the canary" in report.reason, \
+            (cls.__name__, report.reason)
+    assert target.events[:5] == ["start", "warm-up 10", "baseline alone", "alone", "weight 10"], target.events
 
 
 def test_without_a_100_percent_step_there_is_no_reference_window() -> None:

@@ -532,6 +532,14 @@ class DockerTarget:
                 self.baseline_name = ""
         return why
 
+    def route_alone(self) -> str:
+        """The whole load to the baseline for the 100% step's reference window (the canary idle, the stable
+        draining); the role that takes it, '' without a baseline. The next ``set_weight`` shares it again."""
+        if not self.baseline_name:
+            return ""
+        self.set_backends([(self.baseline_name, 100)])
+        return "baseline"
+
     def set_weight(self, weight: int) -> None:
         """The canary's share; the baseline takes as much (up to what is left), the stable the rest."""
         base = min(weight, 100 - weight) if self.baseline_name else 0

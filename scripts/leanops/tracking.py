@@ -321,6 +321,34 @@ class SqliteReader:
         return VersionInfo(name, str(version), run_id or "", source or "", self._aliases(name, str(version)))
 
 
+DATABASE_SCHEMES = ("postgresql", "mysql", "mssql")  # MLflow's SQLAlchemy store, written directly (no server)
+
+
+def probe_database(uri: str, *, timeout: int = 10) -> None:
+    """A tracking URI that is a database: one connection before any work; InfraError in one line naming the
+    store (its password masked) when it does not answer. Any other URI: nothing (``reader(uri).probe()``)."""
+    scheme = urllib.parse.urlsplit(uri).scheme.split("+", 1)[0]
+    if scheme not in DATABASE_SCHEMES:
+        return
+    import sqlalchemy as sa
+
+    args = {"connect_timeout": timeout} if scheme == "postgresql" else {}
+    try:
+        engine = sa.create_engine(uri, poolclass=sa.pool.NullPool, connect_args=args)
+        try:
+            with engine.connect():
+                pass
+        finally:
+            engine.dispose()
+    except ImportError as exc:
+        raise BadInput(f"tracking store {mask_uri(uri)}: its database driver is not installed ({exc.name})") \
+            from None
+    except sa.exc.SQLAlchemyError as exc:
+        detail = str(getattr(exc, "orig", None) or exc).strip().splitlines()
+        raise InfraError(f"tracking store {mask_uri(uri)} unreachable: "
+                         f"{' '.join(detail[0].split()) if detail else type(exc).__name__}") from None
+
+
 def reader(uri: str) -> RestReader | SqliteReader | None:
     scheme = urllib.parse.urlsplit(uri).scheme
     if scheme in ("http", "https"):

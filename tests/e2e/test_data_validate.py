@@ -88,3 +88,63 @@ def test_good_data_passes_corrupted_data_fails_and_docs_are_uploaded(harness, tm
     finally:
         for path in store.glob(f"{artifact}-*"):
             shutil.rmtree(path, ignore_errors=True)
+
+
+SQL_JOB = """\
+  {job}:
+{needs}    uses: leanops/leanops/.github/workflows/data-validate.yml@main
+    permissions:
+      contents: read
+    with:
+      working-directory: {job}
+      artifact-name: {artifact}-{job}
+    secrets:
+      PGPASSWORD: ${{{{ secrets.{secret} }}}}
+"""
+
+
+def test_a_postgresql_table_is_validated_in_the_database_under_act(harness, postgres_server, tmp_path: Path) -> None:
+    """data: postgresql://... with table: in leanops.yml; the password only as the caller's secret. A failing table
+    exits 1 with the table and column in the annotation; a refused login exits 3 in one line, no password shown."""
+    db = postgres_server.create_database("dv")
+    with postgres_server.connect(db) as conn:
+        conn.execute(b"CREATE TABLE customers (id integer, amount double precision, kind text)")
+        with conn.cursor().copy(b"COPY customers FROM STDIN WITH (FORMAT csv, HEADER true)") as copy:
+            copy.write(BAD.encode())
+    url = f"postgresql://{postgres_server.user}@127.0.0.1:{postgres_server.port}/{db}"
+    config = (f"version: 1\ndata-validate:\n  data: {url}\n  table: customers\n"
+              "  suite: expectations/small.json\n")
+    artifact = f"dvsql-{uuid.uuid4().hex[:8]}"
+    needs = {"bad": "", "locked": "    needs: [bad]\n    if: always()\n"}
+    secret = {"bad": "PGPASSWORD", "locked": "WRONG_PASSWORD"}
+    workflow = "name: dv-sql\non: [push]\npermissions: {}\njobs:\n" + "".join(
+        SQL_JOB.format(job=job, needs=needs[job], artifact=artifact, secret=secret[job]) for job in ("bad", "locked"))
+    files = {".github/workflows/ci.yml": workflow}
+    for job in ("bad", "locked"):
+        files[f"{job}/leanops.yml"] = config
+        files[f"{job}/expectations/small.json"] = json.dumps(SUITE, indent=2) + "\n"
+    repo = make_repo(tmp_path / "caller", files)
+    wrong = "wrong-" + uuid.uuid4().hex[:10]
+    store = harness.store / "artifacts"
+    try:
+        res = harness.run(ActRun(repo=repo, secrets={"PGPASSWORD": postgres_server.password,
+                                                     "WRONG_PASSWORD": wrong}), log=tmp_path / "act.log")
+        out = res.stdout + res.stderr
+        assert res.returncode != 0
+        got = dict(re.findall(r"\[bad/data-validate/data-validate\]\s+⚙\s+::set-output:: ([\w-]+)=(\S*)", out))
+        assert {"success": "false", "evaluated": "3", "failed": "2"}.items() <= got.items(), got
+        annotation = [ln for ln in out.splitlines() if "expect_column_values_to_be_between on column amount" in ln]
+        assert annotation and f"{db} table customers: expect_column_values_to_be_between on column amount failed" \
+            in annotation[0] and "file=expectations/small.json" in annotation[0], out[-4000:]
+        result = json.loads((store / f"{artifact}-bad" / "result.json").read_text())
+        assert result["datasets"][0]["path"].endswith(f"/{db} table customers") and result["failed"] == 2
+        # the refused login: exit 3, one line naming the server and database, neither password in the log
+        locked = [ln for ln in out.splitlines() if ln.startswith("[locked/") and "password authentication failed"
+                  in ln]
+        assert locked and f"PostgreSQL at 127.0.0.1:{postgres_server.port} (database {db})" in locked[0], out[-4000:]
+        assert re.search(r"\[locked/data-validate/data-validate\].*exitcode '3'", out), out[-4000:]
+        assert wrong not in out and postgres_server.password not in out
+        assert "Traceback" not in out
+    finally:
+        for path in store.glob(f"{artifact}-*"):
+            shutil.rmtree(path, ignore_errors=True)

@@ -125,3 +125,29 @@ def test_the_database_down_behind_the_tracking_server_stops_before_any_work_in_o
                       "attempts: HTTP 503"], err
     assert "Traceback" not in err and own.postgres.password not in err
     assert not (repo / "model.pkl").exists()  # nothing trained
+
+
+def test_a_postgresql_tracking_store_that_does_not_answer_stops_before_any_work_in_one_line(
+        postgres_server, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, runner_files,
+        capsys: pytest.CaptureFixture[str]) -> None:
+    """MLFLOW_TRACKING_URI=postgresql://... (MLflow's SQLAlchemy store, no server): nothing listening, or a refused
+    login, is exit 3 with one line naming the store (its password masked) before anything trains."""
+    from ..services import free_port
+
+    for name in CLIENT:
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("GITHUB_EVENT_NAME", "push")
+    repo = tiny_repo(tmp_path / "repo", stage_code=MODEL_STAGE)
+    secret = postgres_server.password
+    port = free_port()
+    for uri, expected in ((f"postgresql://leanops:{secret}@127.0.0.1:{port}/mlflow", "Connection refused"),
+                          (f"postgresql://leanops:wrong-{secret[:6]}@127.0.0.1:{postgres_server.port}/postgres",
+                           "password authentication failed")):
+        capsys.readouterr()
+        assert train(repo, uri, "down") == 3
+        err = capsys.readouterr().err
+        lines = [line for line in err.splitlines() if line.strip()]
+        assert len(lines) == 1 and lines[0].startswith("leanops train-with-cache: error: tracking store "
+                                                       "postgresql://***:***@127.0.0.1:"), err
+        assert expected in lines[0] and secret[:6] not in err and "Traceback" not in err, err
+        assert not (repo / "model.pkl").exists()  # nothing trained

@@ -12,7 +12,9 @@ that can run:
   ``AWS_ACCESS_KEY_ID``, ``AWS_SECRET_ACCESS_KEY``, ``AWS_SESSION_TOKEN`` and ``AWS_ENDPOINT_URL`` from the
   adopter's secrets; any other job sets none and receives none;
 - on a pull request only the read-only storage credential (``AWS_READ_*``) reaches a job; the one that may
-  write (``AWS_ACCESS_KEY_ID``...) only reaches jobs in the GitHub environment, on trusted refs.
+  write (``AWS_ACCESS_KEY_ID``...) only reaches jobs in the GitHub environment, on trusted refs;
+- the database (data in PostgreSQL): ``PGPASSWORD`` reaches the jobs that run data-validate or weekly-drift (the
+  two that read a table or a query), as a secret and in ``env:``, and no other job.
 """
 
 from __future__ import annotations
@@ -33,9 +35,16 @@ STORAGE_READ = {"AWS_READ_ACCESS_KEY_ID", "AWS_READ_SECRET_ACCESS_KEY", "AWS_REA
 STORAGE_SECRETS = STORAGE_WRITE | STORAGE_READ | {"AWS_ENDPOINT_URL"}
 # the kit's actions that read or write the object store: DVC-tracked data, the run-cache, a model's files
 STORAGE_ACTIONS = {"data-validate", "train-with-cache", "gate-metrics", "build-push-image", "weekly-drift"}
+DATABASE_ACTIONS = {"data-validate", "weekly-drift"}  # data: / current: postgresql://... with a table or query
 TEMPLATES = ("ml-pipeline.yml", "train-with-cache.yml", "gate-metrics.yml", "data-validate.yml",
              "build-push-image.yml", "weekly-drift.yml")
 EVENTS = {"pull_request": ("refs/pull/7/merge", PR_PLAN), "push": ("refs/heads/main", MAIN_PLAN)}
+
+
+def runs_action(run: JobRun, actions: set[str]) -> bool:
+    job = yaml.safe_load((ROOT / ".github/workflows" / run.workflow).read_text())["jobs"][run.job]
+    return any((m := re.match(r"leanops/leanops/actions/([a-z-]+)@", str(step.get("uses", "")))) and
+               m.group(1) in actions for step in job.get("steps") or [])
 
 
 def reaches_storage(run: JobRun) -> bool:
@@ -68,6 +77,11 @@ def problems(runs: list[JobRun], event: str) -> list[str]:
                 found.append(f"{where}: reaches the object store but no storage secret of the caller reaches it")
         elif held := ({n for n in r.env_names if n.startswith("AWS_")} | (r.secrets & STORAGE_SECRETS)):
             found.append(f"{where}: holds {sorted(held)} but never reaches the object store")
+        if runs_action(r, DATABASE_ACTIONS):
+            if "PGPASSWORD" not in r.env_names or "PGPASSWORD" not in r.secrets:
+                found.append(f"{where}: reads the database without PGPASSWORD")
+        elif "PGPASSWORD" in r.env_names | r.secrets:
+            found.append(f"{where}: holds PGPASSWORD but never reads the database")
         if event == "pull_request" and r.secrets & STORAGE_WRITE:
             found.append(f"{where}: a pull request's job receives {sorted(r.secrets & STORAGE_WRITE)}")
         if r.secrets & STORAGE_WRITE and r.environment in ("", None):
@@ -115,3 +129,10 @@ def test_the_check_finds_a_missing_and_a_stray_credential() -> None:
                    comment.write_permissions)
     assert any("never reaches the object store" in p for p in problems([stray], "push"))
     assert any("a pull request's job receives" in p for p in problems([stray], "pull_request"))
+    stray = JobRun(image.workflow, image.job, image.secrets | {"PGPASSWORD"}, image.env_names | {"PGPASSWORD"},
+                   image.environment, image.restores_cache, image.write_permissions)
+    assert "build-push-image.yml job image: holds PGPASSWORD but never reads the database" in problems([stray], "push")
+    validate = next(r for r in runs if r.workflow == "data-validate.yml")
+    assert problems([JobRun(validate.workflow, validate.job, validate.secrets - {"PGPASSWORD"}, validate.env_names,
+                            validate.environment, validate.restores_cache, validate.write_permissions)], "push") == [
+        "data-validate.yml job validate: reads the database without PGPASSWORD"]

@@ -5,7 +5,8 @@
 
 Datasets (CSV or Parquet; paths or globs) are read with pyarrow and validated with an ephemeral GX
 context against a suite kept in the repository in GX's own suite JSON format; no GX project folder is
-needed. An expectation whose ``meta.severity`` (or GX's own ``severity``) is ``warning`` or ``info`` is
+needed. A PostgreSQL table or query (``data: postgresql://USER@HOST:PORT/DB`` with ``table:`` or ``query:`` in
+leanops.yml, the password in ``PGPASSWORD``) is validated in the database through GX's SQL datasource. An expectation whose ``meta.severity`` (or GX's own ``severity``) is ``warning`` or ``info`` is
 reported but does not fail the check. Results go to the job summary, to annotations on the suite file,
 to a JSON result file and to GX Data Docs HTML.
 
@@ -14,7 +15,7 @@ that failed run again with ``SUMMARY`` to show the observed value and up to five
 
 Exit codes: 0 passed (warnings allowed), 1 an expectation failed, 2 bad input (a missing, empty, ragged
 or undecodable data file, malformed suite JSON, an unknown expectation type, a column the data lacks),
-3 infrastructure (``dvc pull`` failed).
+3 infrastructure (``dvc pull`` failed, the database unreachable or its login refused).
 """
 
 from __future__ import annotations
@@ -31,10 +32,11 @@ from ..datasets import dvc_pull, expand, read_table, rel
 from ..errors import BadInput, CheckFailed
 from ..flags import add_flag
 from ..fsutil import atomic_write_json
+from ..sqlsource import SqlSource, is_sql
 from .profile import profile
 from .report import annotate, build_data_docs, summary
 from .suite import ephemeral_context, import_gx, load_suite
-from .validate import DatasetResult, validate_dataset
+from .validate import DatasetResult, validate_dataset, validate_sql
 
 NAME = "data-validate"
 RESULT_FORMATS = ("BOOLEAN_ONLY", "BASIC", "SUMMARY", "COMPLETE")
@@ -44,7 +46,8 @@ DEFAULT_DATA_DOCS = "data-validate-report/data-docs"
 
 def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     p = sub.add_parser(NAME, help="validate datasets against Great Expectations suites (or `init` a suite)")
-    add_flag(p, "--data", help="dataset paths or globs, CSV or Parquet, newline- or comma-separated "
+    add_flag(p, "--data", help="dataset paths or globs, CSV or Parquet, newline- or comma-separated, or one "
+             "postgresql://USER@HOST:PORT/DB URL (table or query in leanops.yml, password in PGPASSWORD) "
              "(default: data-validate.data in leanops.yml)")
     add_flag(p, "--suite", help="GX suite JSON (default: data-validate.suite in leanops.yml)")
     add_flag(p, "--dvc-pull", kind="bool", default=None,
@@ -72,6 +75,7 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
 @dataclass
 class Settings:
     data: list[str]
+    sql: SqlSource | None  # data: postgresql://... with table or query (leanops.yml)
     suite: Path
     dvc_pull: bool
     result_format: str
@@ -106,10 +110,18 @@ def settings(args: argparse.Namespace) -> Settings:
     if docs is False or str(docs).strip().lower() in ("false", "off", "no"):
         docs_path = None
     dvc_pull = args.dvc_pull if args.dvc_pull is not None else bool(section.get("dvc-pull", True))
+    sql = None
+    if any(is_sql(p) for p in patterns):
+        if len(patterns) > 1:
+            raise BadInput(f"data: a database URL is the only dataset of a run (got {len(patterns)} entries); "
+                           "validate files and a table in two steps", file=cfg.where(NAME))
+        sql = SqlSource.parse(patterns[0], table=section.get("table"), query=section.get("query"),
+                              where=cfg.where(NAME), keys=("data-validate.table", "data-validate.query"))
     return Settings(
-        data=[str(data_base / p) if not os.path.isabs(p) else p for p in patterns],
+        data=[] if sql else [str(data_base / p) if not os.path.isabs(p) else p for p in patterns],
+        sql=sql,
         suite=suite_base / suite,
-        dvc_pull=dvc_pull,
+        dvc_pull=dvc_pull and sql is None,
         result_format=fmt,
         result_file=(rf_base / (result_file or DEFAULT_RESULT_FILE)).resolve(),
         data_docs=docs_path.resolve() if docs_path else None,
@@ -125,6 +137,12 @@ def run(args: argparse.Namespace) -> int:
     files = expand(s.data)
     ctx = ephemeral_context(gx)
     results: list[DatasetResult] = []
+    if s.sql is not None:
+        with gh.group(f"data-validate {s.sql.display()} against {rel(s.suite)} (in the database)"):
+            res = validate_sql(ctx, suite, s.sql, s.result_format, "0-sql")
+            gh.step(f"{len(res.outcomes)} expectations on {res.rows:,} rows in {res.seconds:.2f}s: {res.passed} "
+                    f"passed, {len(res.failed)} failed, {len(res.warnings)} warning(s)")
+        results.append(res)
     for i, path in enumerate(files):
         with gh.group(f"data-validate {rel(path)} against {rel(s.suite)}"):
             t0 = time.monotonic()

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 from pathlib import Path
 from typing import Any
 
@@ -35,8 +36,10 @@ def build_data_docs(ctx: Any, suite: Suite, results: list[DatasetResult], target
         run_id = RunIdentifier(run_name=os.environ.get("GITHUB_RUN_ID") or "leanops",
                                run_time=datetime.datetime.now(datetime.timezone.utc))
         for res in results:
+            # a database's table or query: only word characters in the page's file name
+            ident = re.sub(r"[^\w.-]+", "_", res.path) if "://" in res.path else res.path.replace("/", "__")
             key = ValidationResultIdentifier(expectation_suite_identifier=ExpectationSuiteIdentifier(name=suite.name),
-                                             run_id=run_id, batch_identifier=res.path.replace("/", "__"))
+                                             run_id=run_id, batch_identifier=ident)
             ctx.validation_results_store.set(key, res.gx_result)
         ctx.build_data_docs(site_names=["leanops"])
         for big in ("glossary_scroller.gif", "validation_failed_unexpected_values.gif", "iterative-dev-loop.png"):

@@ -12,6 +12,7 @@ from typing import Any
 
 from ..datasets import rel
 from ..errors import BadInput, InfraError
+from ..sqlsource import SqlSource
 from .suite import COLUMN_SUBJECT, Suite, columns_named, severity
 
 MAX_UNEXPECTED = 5
@@ -113,11 +114,9 @@ def _outcome(index: int, exp: dict[str, Any], res: Any, suite: Suite) -> Outcome
     return out
 
 
-def validate_dataset(ctx: Any, suite: Suite, path: Path, df: Any, fmt: str, asset_name: str) -> DatasetResult:
-    from great_expectations.core import ExpectationSuite
-
+def check_columns(suite: Suite, cols: set[str], where: str) -> None:
+    """BadInput naming the first expectation that reads a column the data lacks."""
     missing = []
-    cols = {str(c) for c in df.columns}
     for i, exp in enumerate(suite.expectations):
         if exp["type"] in COLUMN_SUBJECT:
             continue
@@ -127,17 +126,55 @@ def validate_dataset(ctx: Any, suite: Suite, path: Path, df: Any, fmt: str, asse
     if missing:
         i, col = missing[0]
         raise BadInput(f"expectations[{i}] ({suite.expectations[i]['type']}) names column {col!r}, which "
-                       f"{rel(path)} lacks; its columns: {', '.join(sorted(cols))}", file=rel(suite.path),
+                       f"{where} lacks; its columns: {', '.join(sorted(cols))}", file=rel(suite.path),
                        line=suite.line(i))
+
+
+def validate_dataset(ctx: Any, suite: Suite, path: Path, df: Any, fmt: str, asset_name: str) -> DatasetResult:
+    check_columns(suite, {str(c) for c in df.columns}, rel(path))
     start = time.monotonic()
     asset = ctx.data_sources.add_pandas(f"leanops-{asset_name}").add_dataframe_asset(asset_name)
     batch_def = asset.add_batch_definition_whole_dataframe("all")
+
+    def batch(columns: tuple[str, ...]) -> Any:
+        # GX filters and copies the whole frame for each column metric: give it only the columns it reads
+        return batch_def.get_batch(batch_parameters={"dataframe": df[list(columns)] if columns else df})
+
+    gx_result, outcomes = _run(suite, fmt, batch, domains(suite.expectations))
+    return DatasetResult(path=rel(path), rows=len(df), outcomes=outcomes, gx_result=gx_result,
+                         seconds=time.monotonic() - start)
+
+
+def validate_sql(ctx: Any, suite: Suite, source: SqlSource, fmt: str, asset_name: str) -> DatasetResult:
+    """A table or query in PostgreSQL, validated in the database (GX's SQL datasource: each expectation is
+    queries there; only aggregates and up to 20 unexpected values come back)."""
+    columns, rows = source.describe()
+    check_columns(suite, set(columns), source.display())
+    start = time.monotonic()
+    try:
+        ds = ctx.data_sources.add_postgres(f"leanops-{asset_name}", connection_string=source.sqlalchemy_url())
+        asset = (ds.add_table_asset(asset_name, table_name=source.table.split(".")[-1],
+                                    schema_name=source.table.split(".")[0] if "." in source.table else None)
+                 if source.table else ds.add_query_asset(asset_name, query=source.query))
+        whole = asset.add_batch_definition_whole_table("all").get_batch()
+    except Exception as exc:  # noqa: BLE001 - GX wraps the driver's errors in its own types
+        raise InfraError(f"PostgreSQL at {source.server} (database {source.database}): GX could not read "
+                         f"{source.what}: {' '.join(str(exc).split())[:200]}") from None
+    # one pass over the whole suite: the database plans its own queries (no frame to cut per column)
+    gx_result, outcomes = _run(suite, fmt, lambda _columns: whole, {(): list(range(len(suite.expectations)))})
+    return DatasetResult(path=source.display(), rows=rows, outcomes=outcomes, gx_result=gx_result,
+                         seconds=time.monotonic() - start)
+
+
+def _run(suite: Suite, fmt: str, batch_for: Any, groups: dict[tuple[str, ...], list[int]]) -> tuple[Any, list[Outcome]]:
+    """The suite's expectations, group by group, on the batch ``batch_for(columns)`` gives; the failures run
+    again with SUMMARY when the first pass did not collect their values."""
+    from great_expectations.core import ExpectationSuite
+
     results: list[Any] = [None] * len(suite.expectations)
     meta: dict[str, Any] = {}
-    for columns, indexes in domains(suite.expectations).items():
-        # GX filters and copies the whole frame for each column metric: give it only the columns it reads
-        frame = df[list(columns)] if columns else df
-        batch = batch_def.get_batch(batch_parameters={"dataframe": frame})
+    for columns, indexes in groups.items():
+        batch = batch_for(columns)
         part = batch.validate(ExpectationSuite(name=suite.name, expectations=[suite.expectations[i] for i in indexes]),
                               result_format=fmt)
         if len(part.results) != len(indexes):
@@ -153,12 +190,11 @@ def validate_dataset(ctx: Any, suite: Suite, path: Path, df: Any, fmt: str, asse
                                     result_format={"result_format": "SUMMARY", "partial_unexpected_count": 20})
             for (i, _), r in zip(failed, detail.results, strict=True):
                 results[i] = r
-        del frame
+        del batch
     gx_result = suite_result(suite, results, meta)
     outcomes = [_outcome(i, exp, res, suite) for i, (exp, res) in enumerate(zip(suite.expectations, results,
                                                                                     strict=True))]
-    return DatasetResult(path=rel(path), rows=len(df), outcomes=outcomes, gx_result=gx_result,
-                         seconds=time.monotonic() - start)
+    return gx_result, outcomes
 
 
 def domains(expectations: list[dict[str, Any]]) -> dict[tuple[str, ...], list[int]]:

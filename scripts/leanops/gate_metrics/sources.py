@@ -56,6 +56,7 @@ class Settings:
             store = tracking.reader(uri)
             if store is not None:
                 store.probe()
+            tracking.probe_database(uri)
             self._uri = uri
         return self._uri
 

@@ -66,6 +66,7 @@ def cmd_run(s: Settings) -> int:
     store = tracking.reader(uri)
     if store is not None:
         store.probe()  # unreachable: retries with backoff, then exit 3 before any work
+    tracking.probe_database(uri)  # a postgresql:// (or mysql://) store written directly: answers, or exit 3
     apply_overrides(s.root, s.params_file, s.overrides)
     refreshed: list[Refreshed] = []
     if s.run_refresh:  # fresh data in first; the same data the champion was trained on: nothing to train
@@ -160,6 +161,7 @@ def cmd_refresh(s: Settings) -> int:
     store = tracking.reader(uri)
     if store is not None:
         store.probe()
+    tracking.probe_database(uri)
     apply_overrides(s.root, s.params_file, s.overrides)
     refreshed = refresh(s, project)
     champion = champion_data(s, uri)

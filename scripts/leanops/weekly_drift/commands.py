@@ -39,7 +39,8 @@ def run(args: argparse.Namespace) -> int:
 
     started = time.monotonic()
     with gh.group("read the current data"):
-        current = data.load(s.current, "current", s.prediction_column)
+        current = data.load_sql(s.current_sql, "current") if s.current_sql else \
+            data.load(s.current, "current", s.prediction_column)
         gh.step(f"current: {current.rows:,} rows, {len(current.columns)} columns from {', '.join(current.files)}")
     with gh.group("read the reference data"):
         if s.reference:

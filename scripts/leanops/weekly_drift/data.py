@@ -34,6 +34,7 @@ from typing import Any
 from .. import config, gh, tracking
 from ..datasets import dvc_pull, expand, find_bad_csv_line, rel, short
 from ..errors import BadInput, InfraError
+from ..sqlsource import SqlSource
 
 CSV_SUFFIXES = (".csv", ".tsv", ".txt", ".csv.gz", ".csv.bz2", ".tsv.gz")
 PARQUET_SUFFIXES = (".parquet", ".pq")
@@ -221,6 +222,11 @@ def load(patterns: list[str], role: str, prediction_column: str = "prediction", 
         except (pa.ArrowInvalid, pa.ArrowTypeError) as exc:
             raise BadInput(f"{role}: the files do not share column types: {short(exc)}") from None
     return Data(role=role, table=table, files=[rel(p) for p in files], source=source or ", ".join(patterns))
+
+
+def load_sql(source: SqlSource, role: str) -> Data:
+    """One side from a PostgreSQL table or query (the rows it selects: the query sets the window)."""
+    return Data(role=role, table=source.read(), files=[source.display()], source=source.display())
 
 
 # ---------------------------------------------------------------------------- the champion's training data

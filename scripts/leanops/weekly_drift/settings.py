@@ -12,6 +12,7 @@ from typing import Any
 
 from .. import config
 from ..errors import BadInput
+from ..sqlsource import SqlSource, is_sql
 
 NAME = "weekly-drift"
 LABEL = "leanops:drift"
@@ -44,6 +45,7 @@ class Settings:
     fail_on_insufficient_data: bool
     report_dir: Path
     sample_rows: int
+    current_sql: SqlSource | None = None  # current: postgresql://... with current-table or current-query
     cfg: config.Config = field(repr=False, default_factory=lambda: config.Config(data={}))
 
 
@@ -62,7 +64,7 @@ def settings(args: argparse.Namespace) -> Settings:
     def paths(flag: str | None, key: str) -> list[str]:
         if flag not in (None, ""):
             return config.split_list(flag)
-        return [p if os.path.isabs(p) else str(cfg.root / p) for p in config.split_list(section.get(key))]
+        return [p if os.path.isabs(p) or is_sql(p) else str(cfg.root / p) for p in config.split_list(section.get(key))]
 
     def pick(flag: Any, key: str, default: Any) -> Any:
         if flag not in (None, ""):
@@ -85,6 +87,14 @@ def settings(args: argparse.Namespace) -> Settings:
     if not current:
         raise BadInput(f"no current data: pass --current (input current) or set weekly-drift.current in "
                        f"{cfg.where(NAME)}")
+    current_sql = None
+    if any(is_sql(p) for p in current):
+        if len(current) > 1:
+            raise BadInput(f"current: a database URL is the only source of the current window (got {len(current)} "
+                           "entries)", file=cfg.where(NAME))
+        current_sql = SqlSource.parse(current[0], table=section.get("current-table"),
+                                      query=section.get("current-query"), where=cfg.where(NAME),
+                                      keys=("weekly-drift.current-table", "weekly-drift.current-query"))
     return Settings(
         reference=paths(args.reference, "reference"),
         current=current,
@@ -101,5 +111,6 @@ def settings(args: argparse.Namespace) -> Settings:
         fail_on_insufficient_data=bool(args.fail_on_insufficient_data),
         report_dir=(base / report_dir).resolve(),
         sample_rows=sample_rows,
+        current_sql=current_sql,
         cfg=cfg,
     )

@@ -92,7 +92,7 @@ def test_good_data_passes_corrupted_data_fails_and_docs_are_uploaded(harness, tm
 
 SQL_JOB = """\
   {job}:
-{needs}    uses: leanops/leanops/.github/workflows/data-validate.yml@main
+    uses: leanops/leanops/.github/workflows/data-validate.yml@main
     permissions:
       contents: read
     with:
@@ -115,34 +115,37 @@ def test_a_postgresql_table_is_validated_in_the_database_under_act(harness, post
     config = (f"version: 1\ndata-validate:\n  data: {url}\n  table: customers\n"
               "  suite: expectations/small.json\n")
     artifact = f"dvsql-{uuid.uuid4().hex[:8]}"
-    needs = {"bad": "", "locked": "    needs: [bad]\n    if: always()\n"}
-    secret = {"bad": "PGPASSWORD", "locked": "WRONG_PASSWORD"}
-    workflow = "name: dv-sql\non: [push]\npermissions: {}\njobs:\n" + "".join(
-        SQL_JOB.format(job=job, needs=needs[job], artifact=artifact, secret=secret[job]) for job in ("bad", "locked"))
-    files = {".github/workflows/ci.yml": workflow}
-    for job in ("bad", "locked"):
-        files[f"{job}/leanops.yml"] = config
-        files[f"{job}/expectations/small.json"] = json.dumps(SUITE, indent=2) + "\n"
-    repo = make_repo(tmp_path / "caller", files)
     wrong = "wrong-" + uuid.uuid4().hex[:10]
     store = harness.store / "artifacts"
-    try:
+
+    def run(job: str, secret: str) -> str:
+        # one act run per job: act ends the whole run at the first failed job, whatever `if: always()` says
+        workflow = "name: dv-sql\non: [push]\npermissions: {}\njobs:\n" + SQL_JOB.format(
+            job=job, artifact=artifact, secret=secret)
+        repo = make_repo(tmp_path / job, {".github/workflows/ci.yml": workflow, f"{job}/leanops.yml": config,
+                                          f"{job}/expectations/small.json": json.dumps(SUITE, indent=2) + "\n"})
         res = harness.run(ActRun(repo=repo, secrets={"PGPASSWORD": postgres_server.password,
-                                                     "WRONG_PASSWORD": wrong}), log=tmp_path / "act.log")
-        out = res.stdout + res.stderr
-        assert res.returncode != 0
+                                                     "WRONG_PASSWORD": wrong}), log=tmp_path / f"{job}.log")
+        assert res.returncode != 0, job
+        return res.stdout + res.stderr
+
+    try:
+        out = run("bad", "PGPASSWORD")
         got = dict(re.findall(r"\[bad/data-validate/data-validate\]\s+⚙\s+::set-output:: ([\w-]+)=(\S*)", out))
         assert {"success": "false", "evaluated": "3", "failed": "2"}.items() <= got.items(), got
         annotation = [ln for ln in out.splitlines() if "expect_column_values_to_be_between on column amount" in ln]
         assert annotation and f"{db} table customers: expect_column_values_to_be_between on column amount failed" \
             in annotation[0] and "file=expectations/small.json" in annotation[0], out[-4000:]
+        assert "exitcode '1'" in out
         result = json.loads((store / f"{artifact}-bad" / "result.json").read_text())
         assert result["datasets"][0]["path"].endswith(f"/{db} table customers") and result["failed"] == 2
         # the refused login: exit 3, one line naming the server and database, neither password in the log
+        out = run("locked", "WRONG_PASSWORD")
         locked = [ln for ln in out.splitlines() if ln.startswith("[locked/") and "password authentication failed"
-                  in ln]
-        assert locked and f"PostgreSQL at 127.0.0.1:{postgres_server.port} (database {db})" in locked[0], out[-4000:]
-        assert re.search(r"\[locked/data-validate/data-validate\].*exitcode '3'", out), out[-4000:]
+                  in ln and "leanops data-validate: error:" in ln]
+        assert len(locked) == 1 and f"PostgreSQL at 127.0.0.1:{postgres_server.port} (database {db})" in locked[0], \
+            out[-4000:]
+        assert "exitcode '3'" in out, out[-4000:]
         assert wrong not in out and postgres_server.password not in out
         assert "Traceback" not in out
     finally:

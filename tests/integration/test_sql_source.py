@@ -84,7 +84,7 @@ def test_a_failing_table_exits_1_naming_the_table_and_column(db, tmp_path: Path,
     out = outputs(runner_files)
     assert (out["success"], out["failed"]) == ("false", "2")
     captured = capsys.readouterr()
-    errors = [ln for ln in captured.out.splitlines() if ln.startswith("::error ")]
+    errors = [ln for ln in captured.out.splitlines() if ln.startswith("::error file=")]
     assert len(errors) == 2, captured.out[-3000:]
     between = next(ln for ln in errors if "expect_column_values_to_be_between" in ln)
     assert "file=expectations/customers.json,line=" in between
@@ -167,7 +167,7 @@ def test_weekly_drift_reads_its_current_window_from_a_query(db, tmp_path: Path, 
     columns = ", ".join(frame.columns)
     (tmp_path / "leanops.yml").write_text(
         f"version: 1\nweekly-drift:\n  current: {db['url']}\n"
-        f"  current-query: SELECT {columns} FROM scored WHERE week = 2\n  threshold: 0.3\n"
+        f"  current-query: SELECT {columns} FROM scored WHERE week = 2\n  threshold: 0.1\n"
         "  ignore-columns: [customer_id]\n")
     assert cli.main(["--config", "leanops.yml", "weekly-drift", "--reference", str(reference)]) == 0
     from_db = outputs(runner_files)
@@ -177,6 +177,6 @@ def test_weekly_drift_reads_its_current_window_from_a_query(db, tmp_path: Path, 
     # the same rows from a file give the same verdict and the same share
     runner_files["GITHUB_OUTPUT"].write_text("")
     assert cli.main(["weekly-drift", "--reference", str(reference), "--current", str(tmp_path / "shifted.csv"),
-                     "--threshold", "0.3", "--ignore-columns", "customer_id"]) == 0
+                     "--threshold", "0.1", "--ignore-columns", "customer_id"]) == 0
     from_file = outputs(runner_files)
     assert (from_db["drift-share"], from_db["drift-detected"]) == (from_file["drift-share"], "true")

@@ -6,8 +6,9 @@
 Datasets (CSV or Parquet; paths or globs) are read with pyarrow and validated with an ephemeral GX
 context against a suite kept in the repository in GX's own suite JSON format; no GX project folder is
 needed. A PostgreSQL table or query (``data: postgresql://USER@HOST:PORT/DB`` with ``table:`` or ``query:`` in
-leanops.yml, the password in ``PGPASSWORD``) is validated in the database through GX's SQL datasource. An expectation whose ``meta.severity`` (or GX's own ``severity``) is ``warning`` or ``info`` is
-reported but does not fail the check. Results go to the job summary, to annotations on the suite file,
+leanops.yml, the password in ``PGPASSWORD``) is validated in the database through GX's SQL datasource. An
+expectation whose ``meta.severity`` (or GX's own ``severity``) is ``warning`` or ``info`` is reported but does
+not fail the check. Results go to the job summary, to annotations on the suite file,
 to a JSON result file and to GX Data Docs HTML.
 
 Speed: the whole suite runs first with ``BOOLEAN_ONLY`` (no unexpected-value lists); only the expectations

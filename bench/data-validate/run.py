@@ -147,6 +147,24 @@ def child(mode: str, csv_path: str, suite_path: str) -> dict:
     return out
 
 
+def measure(modes: tuple[str, ...], repeat: int, data: str, suite_path: Path,
+            env: dict[str, str] | None = None) -> dict[str, list[dict]] | None:
+    """Each mode ``repeat`` times, each run in its own child process; None (logged) when one broke."""
+    runs: dict[str, list[dict]] = {mode: [] for mode in modes}
+    for i in range(repeat):
+        for mode in modes:
+            res = subprocess.run([sys.executable, __file__, "--child", mode, data, str(suite_path)],
+                                 capture_output=True, text=True, check=False, env=env)
+            if res.returncode != 0:
+                log(f"{mode} broke:\n{res.stderr[-3000:]}")
+                return None
+            m = json.loads(res.stdout.strip().splitlines()[-1])
+            runs[mode].append(m)
+            log(f"run {i + 1} {mode}: {m['seconds']:.2f}s (read {m['read_s']:.2f}s), "
+                f"peak +{m['peak_above_start'] / 2**20:.0f} MiB, failed {m.get('failed')}")
+    return runs
+
+
 def sql_child(mode: str, url: str, suite_path: str) -> dict:
     """``url``: postgresql://USER@127.0.0.1:PORT/DB (the password in PGPASSWORD); the table is ``bench``."""
     from leanops.data_validate import suite as dv_suite
@@ -208,18 +226,9 @@ def sql_main(args: argparse.Namespace) -> int:
             log(f"{args.rows:,} rows x 12 columns loaded into PostgreSQL in {time.perf_counter() - t0:.1f}s")
             url = f"postgresql://{pg.user}@127.0.0.1:{pg.port}/{db}"
             env = dict(os.environ, PGPASSWORD=pg.password)
-            runs: dict[str, list[dict]] = {"sql": [], "sql-pandas": []}
-            for i in range(args.repeat):
-                for mode in runs:
-                    res = subprocess.run([sys.executable, __file__, "--child", mode, url, str(suite_path)],
-                                         capture_output=True, text=True, check=False, env=env)
-                    if res.returncode != 0:
-                        log(f"{mode} broke:\n{res.stderr[-3000:]}")
-                        return 1
-                    m = json.loads(res.stdout.strip().splitlines()[-1])
-                    runs[mode].append(m)
-                    log(f"run {i + 1} {mode}: {m['seconds']:.2f}s (read {m['read_s']:.2f}s), "
-                        f"peak +{m['peak_above_start'] / 2**20:.0f} MiB, failed {m['failed']}")
+            runs = measure(("sql", "sql-pandas"), args.repeat, url, suite_path, env)
+            if runs is None:
+                return 1
     finally:
         pg.stop()
 
@@ -273,18 +282,10 @@ def main() -> int:
         suite_path.write_text(json.dumps(SUITE))
         log(f"{args.rows:,} rows x 12 columns: {csv_path.stat().st_size / 2**20:.0f} MiB CSV "
             f"written in {time.perf_counter() - t0:.1f}s")
-        runs: dict[str, list[dict]] = {"pandas": [], "leanops": [], "gx-default": []}
-        for i in range(args.repeat):
-            for mode in runs:
-                res = subprocess.run([sys.executable, __file__, "--child", mode, str(csv_path), str(suite_path)],
-                                     capture_output=True, text=True, check=False)
-                if res.returncode != 0:
-                    log(f"{mode} broke:\n{res.stderr[-3000:]}")
-                    return 1
-                m = json.loads(res.stdout.strip().splitlines()[-1])
-                runs[mode].append(m)
-                log(f"run {i + 1} {mode}: {m['seconds']:.2f}s (read {m['read_s']:.2f}s), "
-                    f"peak +{m['peak_above_start'] / 2**20:.0f} MiB")
+        found = measure(("pandas", "leanops", "gx-default"), args.repeat, str(csv_path), suite_path)
+        if found is None:
+            return 1
+        runs = found
 
     def med(mode: str, key: str) -> float:
         return statistics.median(r[key] for r in runs[mode])

@@ -14,19 +14,10 @@ from leanops import cli
 
 from ..conftest import ROOT
 from ..services import free_port
+from .test_data_validate import SUITE  # id unique, amount not null and in 0..20, kind in {a, b}, 10..100 rows
 
 pytestmark = pytest.mark.usefixtures("runner_files")
 
-SUITE = {
-    "name": "customers",
-    "expectations": [
-        {"type": "expect_column_values_to_be_unique", "kwargs": {"column": "id"}},
-        {"type": "expect_column_values_to_not_be_null", "kwargs": {"column": "amount"}},
-        {"type": "expect_column_values_to_be_between", "kwargs": {"column": "amount", "min_value": 0, "max_value": 20}},
-        {"type": "expect_column_values_to_be_in_set", "kwargs": {"column": "kind", "value_set": ["a", "b"]}},
-        {"type": "expect_table_row_count_to_be_between", "kwargs": {"min_value": 10, "max_value": 100}},
-    ],
-}
 ROWS = [(i, 10 + i % 7 + 0.5, "ab"[i % 2]) for i in range(1, 41)]
 
 
@@ -47,13 +38,13 @@ def db(postgres_server, monkeypatch: pytest.MonkeyPatch, tmp_path: Path):  # typ
         monkeypatch.delenv(f"LEANOPS_{var}", raising=False)
     monkeypatch.chdir(tmp_path)
     (tmp_path / "expectations").mkdir()
-    (tmp_path / "expectations/customers.json").write_text(json.dumps(SUITE, indent=2) + "\n")
+    (tmp_path / "expectations/small.json").write_text(json.dumps(SUITE, indent=2) + "\n")
     url = f"postgresql://{postgres_server.user}@127.0.0.1:{postgres_server.port}/{name}"
     return {"url": url, "name": name, "pg": postgres_server}
 
 
 def project(tmp_path: Path, url: str, **keys: str) -> Path:
-    lines = ["version: 1", "data-validate:", f"  data: {url}", "  suite: expectations/customers.json",
+    lines = ["version: 1", "data-validate:", f"  data: {url}", "  suite: expectations/small.json",
              "  result-file: out/result.json", "  data-docs: out/docs"]
     lines += [f"  {k}: {json.dumps(v)}" for k, v in keys.items()]
     path = tmp_path / "leanops.yml"
@@ -87,7 +78,7 @@ def test_a_failing_table_exits_1_naming_the_table_and_column(db, tmp_path: Path,
     errors = [ln for ln in captured.out.splitlines() if ln.startswith("::error file=")]
     assert len(errors) == 2, captured.out[-3000:]
     between = next(ln for ln in errors if "expect_column_values_to_be_between" in ln)
-    assert "file=expectations/customers.json,line=" in between
+    assert "file=expectations/small.json,line=" in between
     assert "table customers_bad: expect_column_values_to_be_between on column amount failed" in between
     assert "99.5" in between  # the unexpected value, from the database
     in_set = next(ln for ln in errors if "expect_column_values_to_be_in_set" in ln)

@@ -1,4 +1,5 @@
-"""Under act, issue 13's promise end to end, against a real basic-auth tracking server (`mlflow_auth_server`):
+"""Under act, issue 13's promise end to end, against the production-shaped stack (`backend_stack`, issue 17): a
+basic-auth tracking server keeping its runs and users in PostgreSQL and its artifacts in an S3-compatible bucket:
 
 - a pull request whose DVC stage (the adopter's code, or a compromised dependency of it) looks for any MLflow
   credential in its environment, in the usual files and in every process environment it can read, and tries to
@@ -7,7 +8,9 @@
   from it;
 - then a push to the default branch retrains (it does not reuse a forged run that carries the same cache key,
   tagged as a pull request's would be), registers the new version, builds and pushes the image and promotes it
-  (`canary: false`: the canary's own e2e covers the rollout; this one is about who can write what).
+  (`canary: false`: the canary's own e2e covers the rollout; this one is about who can write what). The pull
+  request adds nothing to the bucket; the push's model files are objects there, under its run, uploaded through
+  the server (the jobs hold no storage credential: the server proxies the artifacts).
 """
 
 from __future__ import annotations
@@ -27,7 +30,7 @@ from leanops.tools.harness import REGISTRY, ActRun, ensure_base_image
 
 from ..api_recorder import Recorder
 from ..conftest import make_repo
-from ..services import AuthServer, remove_images
+from ..services import AuthServer, Stack, remove_images
 from ..unit.test_gh import parse_outputs
 from .test_ml_pipeline import NUMBER, pull_request_event, push_event, scaffold
 
@@ -137,15 +140,18 @@ def forge(server: AuthServer, model: str, key: str) -> tuple[str, str]:
 
 
 def runs(server: AuthServer) -> list[dict]:
-    found = server.admin_call("POST", "2.0/mlflow/runs/search", {"experiment_ids": [e["experiment_id"] for e in
-                                                                                     experiments(server)],
-                                                                   "max_results": 1000, "run_view_type": "ALL"})
+    """Every run on the server except other tests' (the stack is shared by the session): Default's and the
+    experiments of this test's models (trust-*) or of the spy (spy-*)."""
+    ids = [e["experiment_id"] for e in experiments(server)]
+    found = server.admin_call("POST", "2.0/mlflow/runs/search", {"experiment_ids": ids, "max_results": 1000,
+                                                                   "run_view_type": "ALL"})
     return list(found.get("runs") or [])  # type: ignore[arg-type]
 
 
 def experiments(server: AuthServer) -> list[dict]:
     found = server.admin_call("POST", "2.0/mlflow/experiments/search", {"max_results": 1000, "view_type": "ALL"})
-    return list(found.get("experiments") or [])  # type: ignore[arg-type]
+    return [e for e in found.get("experiments") or []  # type: ignore[union-attr]
+            if e["name"] == "Default" or e["name"].startswith(("trust-", "spy-"))]
 
 
 def versions(server: AuthServer, model: str) -> list[dict]:
@@ -173,8 +179,8 @@ def cache_key(repo: Path, full_name: str, monkeypatch: pytest.MonkeyPatch, tmp_p
 
 
 def test_a_pull_request_cannot_write_and_the_push_to_main_retrains_and_deploys(
-        harness, mlflow_auth_server: AuthServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    server = mlflow_auth_server
+        harness, backend_stack: Stack, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    server = backend_stack.mlflow
     base = ensure_base_image()
     model = f"trust-{uuid.uuid4().hex[:8]}"
     files = scaffold(tmp_path / "scaffold", model=model)
@@ -200,6 +206,7 @@ def test_a_pull_request_cannot_write_and_the_push_to_main_retrains_and_deploys(
     forged, exp = forge(server, model, key)
     before = {r["info"]["run_id"] for r in runs(server)}
     assert before == {forged}
+    bucket = set(backend_stack.store.keys(backend_stack.bucket))
     secrets = {"GITHUB_TOKEN": "ghs_e2e_token", "MLFLOW_TRACKING_URI": server.uri,
                "MLFLOW_READ_USERNAME": server.reader.username, "MLFLOW_READ_PASSWORD": server.reader.password,
                "MLFLOW_TRACKING_USERNAME": server.writer.username,
@@ -229,6 +236,7 @@ def test_a_pull_request_cannot_write_and_the_push_to_main_retrains_and_deploys(
         assert {e["name"] for e in experiments(server)} == {"Default", model}
         assert [v["run_id"] for v in versions(server, model)] == [forged]
         assert aliases(server, model) == {}
+        assert set(backend_stack.store.keys(backend_stack.bucket)) == bucket  # nor in the object store
 
         # 2: the push to the default branch
         run = ActRun(repo=repo, event="push", workflow=".github/workflows/ml-pipeline.yml",
@@ -255,6 +263,13 @@ def test_a_pull_request_cannot_write_and_the_push_to_main_retrains_and_deploys(
         assert status == 200
         run_tags = {t["key"]: t["value"] for t in got["run"]["data"]["tags"]}  # type: ignore[index]
         assert run_tags["leanops.trusted"] == "true" and run_tags["leanops.cache_key"] == key
+        # the run's files and the registered model's are objects in the bucket (PostgreSQL holds the rows): the
+        # run's under its id, the model's under MLflow 3's logged-model id that the version's source names
+        added = sorted(set(backend_stack.store.keys(backend_stack.bucket)) - bucket)
+        assert any(k.startswith("mlflow/") and f"/{trusted_run}/artifacts/" in k for k in added), added
+        logged = re.search(r"m-[0-9a-f]{32}", str(listed[1].get("source", "")))
+        assert logged and any(k.endswith(f"/models/{logged.group(0)}/artifacts/MLmodel") for k in added), \
+            (listed[1].get("source"), added)
         # what the trusted run's stage could see is reported, not asserted: on a trusted ref the stage is
         # reviewed code (docs/security.md); the kit still strips its own variables from the stage's environment
         push = [r for r in spy_reports(out) if r["event"] == "push"]

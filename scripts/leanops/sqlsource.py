@@ -32,7 +32,8 @@ def is_sql(value: object) -> bool:
     return isinstance(value, str) and value.split("://", 1)[0].lower() in SCHEMES and "://" in value
 
 
-def _first_line(exc: BaseException) -> str:
+def first_line(exc: BaseException) -> str:
+    """A driver error (SQLAlchemy wraps it in ``orig``) as its first line, whitespace collapsed."""
     orig = getattr(exc, "orig", None) or exc
     text = str(orig).strip().splitlines()
     return " ".join(text[0].split()) if text else type(orig).__name__
@@ -118,7 +119,7 @@ class SqlSource:
             try:
                 conn = engine.connect()
             except sa.exc.SQLAlchemyError as exc:
-                raise InfraError(f"PostgreSQL at {self.server} (database {self.database}): {_first_line(exc)}") \
+                raise InfraError(f"PostgreSQL at {self.server} (database {self.database}): {first_line(exc)}") \
                     from None
             with conn:
                 yield conn
@@ -131,12 +132,12 @@ class SqlSource:
         try:
             return conn.execute(sa.text(sql))
         except sa.exc.OperationalError as exc:
-            raise InfraError(f"PostgreSQL at {self.server} (database {self.database}): {_first_line(exc)}") \
+            raise InfraError(f"PostgreSQL at {self.server} (database {self.database}): {first_line(exc)}") \
                 from None
         except sa.exc.SQLAlchemyError as exc:
-            if self.table and "does not exist" in _first_line(exc):
+            if self.table and "does not exist" in first_line(exc):
                 raise BadInput(f"{self.display()}: the table does not exist in database {self.database}") from None
-            raise BadInput(f"{self.display()}: the database refused it: {_first_line(exc)}") from None
+            raise BadInput(f"{self.display()}: the database refused it: {first_line(exc)}") from None
 
     # The SQL below is built from leanops.yml: the table name quoted as an identifier, or the adopter's own query
     # (their SQL by design, run with the role PGPASSWORD belongs to: docs ask for one that may only SELECT).

@@ -344,9 +344,9 @@ def probe_database(uri: str, *, timeout: int = 10) -> None:
         raise BadInput(f"tracking store {mask_uri(uri)}: its database driver is not installed ({exc.name})") \
             from None
     except sa.exc.SQLAlchemyError as exc:
-        detail = str(getattr(exc, "orig", None) or exc).strip().splitlines()
-        raise InfraError(f"tracking store {mask_uri(uri)} unreachable: "
-                         f"{' '.join(detail[0].split()) if detail else type(exc).__name__}") from None
+        from .sqlsource import first_line
+
+        raise InfraError(f"tracking store {mask_uri(uri)} unreachable: {first_line(exc)}") from None
 
 
 def reader(uri: str) -> RestReader | SqliteReader | None:

@@ -195,13 +195,13 @@ def test_two_model_folders_keep_a_drift_issue_each(tmp_path: Path, runner_files,
         (tmp_path / folder / "leanops.yml").write_text(
             f"version: 1\nweekly-drift:\n  reference: {REFERENCE}\n  current: {current}\n"
             "  ignore-columns: [customer_id]\n")
-    for week in (1, 2):
+    for _week in (1, 2):
         for folder in ("models/churn", "models/fraud"):
             assert drift("--working-directory", str(tmp_path / folder)) == 0
             assert f"artifact-suffix=-{folder.replace('/', '-')}" in runner_files["GITHUB_OUTPUT"].read_text()
     issues = sorted(api_recorder.fake.issues.values(), key=lambda i: i["number"])
     assert [i["title"].split(":")[0] for i in issues] == ["Data drift in models/churn", "Data drift in models/fraud"]
-    for issue, folder in zip(issues, ("models-churn", "models-fraud")):
+    for issue, folder in zip(issues, ("models-churn", "models-fraud"), strict=True):
         assert issue["body"].startswith(f"<!-- leanops:weekly-drift-{folder} -->")
         comments = api_recorder.fake.comments_on(issue["number"])
         assert len(comments) == 1 and comments[0]["body"].startswith(f"<!-- leanops:weekly-drift-{folder} -->")

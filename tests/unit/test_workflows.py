@@ -703,7 +703,8 @@ def test_retraining_refreshes_once_validates_and_trains_the_same_bytes_and_keeps
     assert jobs["validate"]["needs"] == "refresh"
     assert "needs.refresh.outputs.skipped != 'true'" in jobs["validate"]["if"]
     for job in ("validate", "train"):
-        assert jobs[job]["with"]["data-artifact"] == "${{ inputs.refresh && needs.refresh.outputs.data-artifact || '' }}"
+        assert jobs[job]["with"]["data-artifact"] == (
+            "${{ inputs.refresh && needs.refresh.outputs.data-artifact || '' }}")
     assert "validate" in jobs["train"]["needs"]  # skipped validate (no new data): no training
     assert jobs["gate"]["with"]["keep-champion"] == "${{ inputs.refresh || github.event_name == 'schedule' }}"
     gate_wf = yaml.safe_load((ROOT / ".github/workflows/gate-metrics.yml").read_text())

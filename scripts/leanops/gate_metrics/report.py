@@ -163,7 +163,8 @@ def annotation_path(path: str) -> str:
 def publish(s: Settings, r: Result, seconds: float) -> None:
     """Report files, job summary, outputs, annotations, the sticky comment; then CheckFailed if a gate failed."""
     suffix = gh.artifact_suffix(s.root)
-    body = markdown(r, gh.workspace_path(s.root) if suffix else "") + f"\n<sub>leanops gate-metrics · {seconds:.1f}s</sub>\n"
+    body = (markdown(r, gh.workspace_path(s.root) if suffix else "")
+            + f"\n<sub>leanops gate-metrics · {seconds:.1f}s</sub>\n")
     if suffix:  # a model folder below the root: its own sticky comment, the marker travels with report.md
         body = f"<!-- {MARKER}{suffix} -->\n{body}"
     folder = s.root / REPORT_DIR

@@ -133,7 +133,8 @@ def issue_text(s: Settings, out: Outcome, reference: Any, current: Any) -> tuple
                f"- reference: {reference.rows:,} rows from {reference.source}",
                f"- current: {current.rows:,} rows from {current.source}"]
     if link:
-        details.append(f"- run: {link} (the Evidently report is its artifact `weekly-drift-report{gh.artifact_suffix(s.cfg.root)}`)")
+        artifact = f"weekly-drift-report{gh.artifact_suffix(s.cfg.root)}"
+        details.append(f"- run: {link} (the Evidently report is its artifact `{artifact}`)")
     if out.retrain_dispatched:
         details.append(f"- retraining dispatched: `{s.retrain_workflow}` on `{s.retrain_ref}`")
     details += ["", table(drifted)]

@@ -1,5 +1,5 @@
 """Under act: one repository, two models (issue 16). `leanops init` made the first at the root and the second in
-models/fraud (`leanops init models/fraud`); one caller workflow runs ml-pipeline once per folder, side by side,
+teams/fraud (`leanops init teams/fraud`); one caller workflow runs ml-pipeline once per folder, side by side,
 in one workflow run, which is where names collide on GitHub (artifacts are the run's; the stand-ins answer a
 second upload of a name with GitHub's 409 Conflict).
 
@@ -38,12 +38,12 @@ from .test_ml_pipeline import (
 
 pytestmark = pytest.mark.e2e
 
-SECOND = "models/fraud"
+SECOND = "teams/fraud"  # not models/: the root model's .gitignore ignores its output folder
 WORKFLOW = ".github/workflows/models.yml"
 
 
 def scaffold_two(path: Path, first: str, second: str) -> dict[str, str]:
-    """`leanops init` at the root, then `leanops init models/fraud` (one more model), as text; the two caller
+    """`leanops init` at the root, then `leanops init teams/fraud` (one more model), as text; the two caller
     workflows init wrote become one workflow with a job per folder (the same run)."""
     subprocess.run(["git", "init", "-q", str(path)], check=True)
     assert cli.main(["init", str(path), "--data", str(CHURN), "--model-name", first]) == 0
@@ -85,13 +85,13 @@ def test_two_model_folders_on_one_pull_request(harness, tmp_path: Path) -> None:
     assert out.count("Running stage 'train'") == 2, out[-10000:]
     assert "gate-metrics: 2 gates passed" in out and "gate-metrics: 4 gates passed" in out, out[-10000:]
     by_marker = {c["body"].split("\n", 1)[0]: c["body"] for c in comments}
-    assert set(by_marker) == {"<!-- leanops:gate-metrics -->", "<!-- leanops:gate-metrics-models-fraud -->"}
+    assert set(by_marker) == {"<!-- leanops:gate-metrics -->", "<!-- leanops:gate-metrics-teams-fraud -->"}
     assert "## gate-metrics: ✅ passed\n" in by_marker["<!-- leanops:gate-metrics -->"]
-    second = by_marker["<!-- leanops:gate-metrics-models-fraud -->"]
-    assert "## gate-metrics: ✅ passed · `models/fraud`" in second and "demographic_parity_ratio" in second
+    second = by_marker["<!-- leanops:gate-metrics-teams-fraud -->"]
+    assert "## gate-metrics: ✅ passed · `teams/fraud`" in second and "demographic_parity_ratio" in second
     artifacts = {p.name for p in (harness.store / "artifacts").iterdir()}
-    assert {"leanops-gate-metrics", "leanops-gate-metrics-models-fraud", "data-validate-report",
-            "data-validate-report-models-fraud", "leanops-gate-inputs-models-fraud"} <= artifacts
+    assert {"leanops-gate-metrics", "leanops-gate-metrics-teams-fraud", "data-validate-report",
+            "data-validate-report-teams-fraud", "leanops-gate-inputs-teams-fraud"} <= artifacts
 
 
 def deployable(files: dict[str, str], folder: str, base: str, port: int) -> dict[str, str]:
@@ -149,7 +149,7 @@ def test_two_model_folders_on_one_push_deploy_two_models(harness, mlflow_server:
         assert len(images) == 2
         assert out.count("first deploy: started as the stable without analysis") == 2
         artifacts = {p.name for p in (harness.store / "artifacts").iterdir()}
-        assert {"canary-report-production", "canary-report-production-models-fraud"} <= artifacts
+        assert {"canary-report-production", "canary-report-production-teams-fraud"} <= artifacts
     finally:
         for model in models.values():
             cleanup(model)

@@ -167,6 +167,10 @@ def plan(args: argparse.Namespace, root: Path) -> tuple[Plan, Path | None]:
     repo = git_root(root)
     if repo is not None and repo != root.resolve():
         p.repo, p.folder = repo, root.resolve().relative_to(repo).as_posix()
+        ignored = git_ignores(repo, p.folder)
+        if ignored:
+            raise BadInput(f"{p.folder}: git ignores this folder ({ignored}), so its files would never be committed; "
+                           "expected a folder git keeps (the root model's .gitignore ignores /models/: its output)")
         p.publish = free_router_port(repo, root.resolve())
     copy_from: Path | None = None
     if args.data:
@@ -208,6 +212,15 @@ def git_root(path: Path) -> Path | None:
         if (folder / ".git").exists():
             return folder
     return None
+
+
+def git_ignores(repo: Path, folder: str) -> str:
+    """The .gitignore line that ignores ``folder`` of ``repo`` ("source:line: pattern"), or "" when git keeps it."""
+    import subprocess
+
+    res = subprocess.run(["git", "check-ignore", "-v", "--no-index", f"{folder}/leanops.yml"], cwd=repo,
+                         capture_output=True, text=True, check=False)
+    return res.stdout.split("\t", 1)[0].strip() if res.returncode == 0 else ""
 
 
 ROUTER_PUBLISH = re.compile(r"""(?m)^\s+publish:\s*["']?(?:[0-9.]+:)?(\d+)["']?""")

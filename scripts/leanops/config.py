@@ -18,6 +18,7 @@ from typing import Any
 import jsonschema
 import yaml
 
+from . import gh
 from .errors import BadInput
 
 DEFAULT_FILE = "leanops.yml"
@@ -194,12 +195,16 @@ def enter(working_directory: str | None) -> Path:
 
 
 def load(path: str | os.PathLike[str] | None = None, *, required: bool = False) -> Config:
-    """Load and validate a config; with no file and ``required`` false, every default applies."""
+    """Load and validate a config; with no file and ``required`` false, every default applies.
+
+    On a runner it also sets the step output ``artifact-suffix`` (``gh.artifact_suffix`` of the model folder), so
+    every step that reads leanops.yml tells the workflow how to name this folder's artifacts."""
     if path is None:
         found = find_config()
         if found is None:
             if required:
                 raise BadInput(f"no {DEFAULT_FILE} in {Path.cwd()}; expected one (run `leanops init`)")
+            gh.announce_model_folder(Path.cwd())
             return Config(data={})
         cfg_path = found
     else:
@@ -217,7 +222,9 @@ def load(path: str | os.PathLike[str] | None = None, *, required: bool = False) 
     if data is None:
         data = {}
     validate(data, name, lines)
-    return Config(data=data, path=cfg_path, lines=lines)
+    cfg = Config(data=data, path=cfg_path, lines=lines)
+    gh.announce_model_folder(cfg.root)  # the step output artifact-suffix: this model folder's artifact names
+    return cfg
 
 
 def flatten(data: Any, prefix: str = "", sep: str = ".") -> dict[str, Any]:

@@ -179,6 +179,49 @@ def md_table(headers: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:
     return "\n".join(lines) + "\n"
 
 
+def workspace_path(root: str | os.PathLike[str]) -> str:
+    """``root`` relative to ``GITHUB_WORKSPACE`` as POSIX ("." for the workspace itself); off a runner (no
+    workspace) the folder's name; a folder outside the workspace, its absolute path."""
+    from pathlib import Path
+
+    path = Path(root).resolve()
+    ws = os.environ.get("GITHUB_WORKSPACE")
+    if not ws:
+        return path.name
+    try:
+        return path.relative_to(Path(ws).resolve()).as_posix()
+    except ValueError:
+        return path.as_posix()
+
+
+def artifact_suffix(root: str | os.PathLike[str]) -> str:
+    """What tells one model folder's artifacts, comments and issues from another's in the same repository and run:
+    "" for the repository's root (the names stay as they were), else ``-`` and the folder's path relative to the
+    workspace with every run of other characters than letters, digits, ``.``, ``_`` and ``-`` made one ``-``
+    (``models/churn`` -> ``-models-churn``): valid in an artifact's name, which takes no ``/``."""
+    import re
+
+    rel = workspace_path(root) if os.environ.get("GITHUB_WORKSPACE") else "."
+    if rel in ("", "."):
+        return ""
+    return "-" + (re.sub(r"[^A-Za-z0-9._-]+", "-", rel).strip("-.") or "root")
+
+
+_ANNOUNCED: set[str] = set()
+
+
+def announce_model_folder(root: str | os.PathLike[str]) -> None:
+    """On a runner, the step output ``artifact-suffix`` (``artifact_suffix``) once per process and folder: the
+    workflows name their artifacts with it, so two model folders in one run never collide."""
+    if not on_runner():
+        return
+    suffix = artifact_suffix(root)
+    key = f"{os.environ.get('GITHUB_OUTPUT', '')}\0{suffix}"
+    if key not in _ANNOUNCED:
+        _ANNOUNCED.add(key)
+        set_output("artifact-suffix", suffix)
+
+
 def commit_sha(root: str | os.PathLike[str] | None = None) -> str:
     """The commit being built: ``GITHUB_SHA`` on a runner, else ``git rev-parse HEAD`` in ``root`` ("" if none)."""
     import subprocess

@@ -153,9 +153,11 @@ class GitHubAPI:
     def comment(self, number: int, body: str) -> dict[str, Any]:
         return dict(self.request("POST", self.repo_path(f"issues/{number}/comments"), {"body": body}))
 
-    def upsert_issue(self, label: str, title: str, body: str, comment: str | None = None) -> tuple[int, bool]:
-        """One open issue per label: create it, or comment on the open one. Returns (number, created)."""
-        existing = self.open_issues(label)
+    def upsert_issue(self, label: str, title: str, body: str, comment: str | None = None,
+                     marker: str | None = None) -> tuple[int, bool]:
+        """One open issue per label (and per ``marker``, a hidden comment its body holds: one issue per model
+        folder): create it, or comment on the open one. Returns (number, created)."""
+        existing = [i for i in self.open_issues(label) if marker is None or marker in (i.get("body") or "")]
         if existing:
             number = int(existing[0]["number"])
             self.comment(number, comment if comment is not None else body)

@@ -92,9 +92,25 @@ def cache_save() -> None:
     print(f"{LABEL} cache saved as {target.name} ({target.stat().st_size // 1024} KiB)")
 
 
+def run_record(name: str) -> Path:
+    """Which act run uploaded the artifact ``name`` (LEANOPS_ACT_RUN, one per `leanops act`): artifacts belong to
+    their workflow run, as on GitHub, though the store outlives the run for tests to inspect."""
+    return store() / "artifact-runs" / name
+
+
+def this_run() -> str:
+    return os.environ.get("LEANOPS_ACT_RUN", "")
+
+
 def upload() -> None:
     name = inp("name", "artifact")
     dest = store() / "artifacts" / name
+    record = run_record(name)
+    if this_run() and record.is_file() and record.read_text() == this_run() and inp("overwrite", "false") != "true":
+        # as GitHub answers a second upload of a name in one run (artifacts v4): the job fails
+        print(f"::error::{LABEL} Failed to CreateArtifact: (409) Conflict: an artifact with this name already "
+              f"exists on the workflow run: {name}")
+        sys.exit(1)
     files = []
     for p in paths():
         files += [Path(m) for m in glob.glob(p, recursive=True)]
@@ -120,6 +136,8 @@ def upload() -> None:
                 shutil.copytree(f, dest / f.name, dirs_exist_ok=True)
             else:
                 shutil.copy2(f, dest / f.name)
+    record.parent.mkdir(parents=True, exist_ok=True)
+    record.write_text(this_run())
     print(f"{LABEL} artifact {name}: {len(files)} path(s) -> {dest}")
     output("artifact-id", name)
     output("artifact-url", dest.as_uri())
@@ -129,8 +147,10 @@ def download() -> None:
     name = inp("name", "artifact")
     src = store() / "artifacts" / name
     dest = Path(inp("path", os.environ.get("GITHUB_WORKSPACE", ".")))
-    if not src.is_dir():
-        print(f"::error::{LABEL} artifact {name} not found")
+    record = run_record(name)
+    uploaded_here = not this_run() or (record.is_file() and record.read_text() == this_run())
+    if not src.is_dir() or not uploaded_here:  # another run's artifact is not this run's, as on GitHub
+        print(f"::error::{LABEL} artifact {name} not found" + ("" if uploaded_here else " in this workflow run"))
         sys.exit(1)
     shutil.copytree(src, dest, dirs_exist_ok=True)
     print(f"{LABEL} artifact {name} -> {dest}")

@@ -183,6 +183,31 @@ def test_shifted_data_opens_one_issue_then_comments(tmp_path: Path, runner_files
     assert "(commented)" in runner_files["GITHUB_STEP_SUMMARY"].read_text()
 
 
+def test_two_model_folders_keep_a_drift_issue_each(tmp_path: Path, runner_files, api_recorder,
+                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    """Issue 16: one repository, two model folders, both drifting: an issue each (the hidden marker names the
+    folder, the title too), and the next week each comments on its own, never on the other's."""
+    monkeypatch.setenv("GITHUB_WORKSPACE", str(tmp_path))
+    monkeypatch.setenv("GITHUB_RUN_ID", "4242")
+    current = churn(tmp_path, "current.csv", shift=1.0)
+    for folder in ("models/churn", "models/fraud"):
+        (tmp_path / folder).mkdir(parents=True)
+        (tmp_path / folder / "leanops.yml").write_text(
+            f"version: 1\nweekly-drift:\n  reference: {REFERENCE}\n  current: {current}\n"
+            "  ignore-columns: [customer_id]\n")
+    for _week in (1, 2):
+        for folder in ("models/churn", "models/fraud"):
+            assert drift("--working-directory", str(tmp_path / folder)) == 0
+            assert f"artifact-suffix=-{folder.replace('/', '-')}" in runner_files["GITHUB_OUTPUT"].read_text()
+    issues = sorted(api_recorder.fake.issues.values(), key=lambda i: i["number"])
+    assert [i["title"].split(":")[0] for i in issues] == ["Data drift in models/churn", "Data drift in models/fraud"]
+    for issue, folder in zip(issues, ("models-churn", "models-fraud"), strict=True):
+        assert issue["body"].startswith(f"<!-- leanops:weekly-drift-{folder} -->")
+        comments = api_recorder.fake.comments_on(issue["number"])
+        assert len(comments) == 1 and comments[0]["body"].startswith(f"<!-- leanops:weekly-drift-{folder} -->")
+        assert f"`weekly-drift-report-{folder}`" in issue["body"]
+
+
 def test_retrain_dispatch_is_sent_when_enabled(tmp_path: Path, runner_files, api_recorder,
                                                  monkeypatch: pytest.MonkeyPatch) -> None:
     current = churn(tmp_path, "current.csv", shift=1.0)

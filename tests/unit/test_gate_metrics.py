@@ -553,6 +553,32 @@ def test_two_runs_leave_one_comment_updated_in_place(tmp_path: Path, runner, api
     assert all(r.headers["Authorization"] == "Bearer ghs_testtoken" for r in posts)
 
 
+def test_two_model_folders_keep_a_comment_each(tmp_path: Path, runner, runner_files, api_recorder,
+                                              monkeypatch) -> None:
+    """Issue 16: two model folders gated on one pull request: each keeps its own sticky comment (the marker names
+    the folder, and travels in report.md to the comment job), the root's stays as it was, the heading names the
+    folder; its report artifact carries the folder too (the step output artifact-suffix)."""
+    number = api_recorder.fake.add_pull_request(9)
+    monkeypatch.setenv("GITHUB_EVENT_PATH", str(pr_event(tmp_path / "event.json", number)))
+    monkeypatch.setenv("GITHUB_WORKSPACE", str(tmp_path))
+    roots = {name: project(tmp_path / name, {"roc_auc": 0.81, "log_loss": 0.41}, {"roc_auc": 0.80, "log_loss": 0.42})
+             for name in ("models/churn", "models/fraud")}
+    assert comment_gate(roots["models/churn"]) == 0
+    assert "artifact-suffix=-models-churn" in runner_files["GITHUB_OUTPUT"].read_text()
+    assert comment_gate(roots["models/fraud"]) == 0
+    (roots["models/churn"] / "metrics.json").write_text(json.dumps({"roc_auc": 0.70, "log_loss": 0.41}))
+    assert comment_gate(roots["models/churn"]) == 1
+    # the comment job: no checkout, only the report file the gate wrote
+    report = roots["models/fraud"] / ".leanops/gate-metrics/report.md"
+    assert cli.main(["gate-metrics", "comment", "--report-file", str(report)]) == 0
+    comments = {c["body"].split("\n", 1)[0]: c for c in api_recorder.fake.comments_on(number)}
+    assert set(comments) == {"<!-- leanops:gate-metrics-models-churn -->", "<!-- leanops:gate-metrics-models-fraud -->"}
+    churn, fraud = comments["<!-- leanops:gate-metrics-models-churn -->"], comments[
+        "<!-- leanops:gate-metrics-models-fraud -->"]
+    assert "## gate-metrics: ❌ failed (1 of 2 gates) · `models/churn`" in churn["body"] and churn["edits"] == 1
+    assert "## gate-metrics: ✅ passed · `models/fraud`" in fraud["body"] and fraud["edits"] == 1
+
+
 def test_fork_pull_request_gets_no_comment_and_a_notice(tmp_path: Path, runner, api_recorder, monkeypatch,
                                                         capsys) -> None:
     number = api_recorder.fake.add_pull_request(8)

@@ -142,3 +142,28 @@ def test_commit_sha_prefers_github_sha_then_git(tmp_path: Path, monkeypatch: pyt
         subprocess.run(["git", *args], cwd=tmp_path, check=True, env={**os.environ, **env})
     head = subprocess.run(["git", "rev-parse", "HEAD"], cwd=tmp_path, capture_output=True, text=True).stdout.strip()
     assert gh.commit_sha(tmp_path) == head and len(head) == 40
+
+
+@pytest.mark.parametrize("folder,suffix", [(".", ""), ("models/churn", "-models-churn"),
+                                           ("teams/a b/model.v2", "-teams-a-b-model.v2")])
+def test_a_model_folders_artifact_suffix_is_a_valid_artifact_name_part(tmp_path, monkeypatch, folder: str,
+                                                                     suffix: str) -> None:
+    """Issue 16: "" at the repository's root (names as they were), else the folder's path with what an artifact's
+    name cannot hold ("/", spaces) made "-"."""
+    monkeypatch.setenv("GITHUB_WORKSPACE", str(tmp_path))
+    (tmp_path / folder).mkdir(parents=True, exist_ok=True)
+    assert gh.artifact_suffix(tmp_path / folder) == suffix
+    assert gh.workspace_path(tmp_path / folder) == folder
+    assert not set(gh.artifact_suffix(tmp_path / folder)) & set('":<>|*?\\/\r\n ')
+
+
+def test_every_step_that_reads_leanops_yml_names_its_folders_artifacts(tmp_path, monkeypatch, runner_files) -> None:
+    from leanops import config
+
+    monkeypatch.setenv("GITHUB_WORKSPACE", str(tmp_path))
+    folder = tmp_path / "models" / "fraud"
+    folder.mkdir(parents=True)
+    (folder / "leanops.yml").write_text("version: 1\nmodel:\n  name: fraud\n")
+    config.load(folder / "leanops.yml")
+    config.load(folder / "leanops.yml")  # once per step, however often it is read
+    assert parse_outputs(runner_files["GITHUB_OUTPUT"].read_text()) == {"artifact-suffix": "-models-fraud"}

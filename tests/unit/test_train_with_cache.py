@@ -182,6 +182,24 @@ def test_select_picks_the_best_leg(tmp_path: Path, monkeypatch, runner_files) ->
     assert cli.main(["train-with-cache", "select", "--results", str(results), "--select-metric", "f1"]) == 2
 
 
+def test_select_reads_only_its_own_model_folders_legs(tmp_path: Path, monkeypatch, runner_files) -> None:
+    """Issue 16: the root folder's pattern leanops-train-* also matches a second folder's leanops-train-models-x-N
+    in the same run; each leg says which folder trained it, and select takes its own only."""
+    monkeypatch.setenv("GITHUB_WORKSPACE", str(tmp_path))
+    root = project(tmp_path)
+    results = tmp_path / "results"
+    for name, folder, auc in [("leanops-train-0", ".", 0.70), ("leanops-train-models-x-0", "models/x", 0.99)]:
+        (results / name).mkdir(parents=True)
+        (results / name / "result.json").write_text(json.dumps({
+            "skipped": False, "run-id": f"run-{auc}", "model-uri": "models:/m/1", "model-version": "1",
+            "metrics": {"roc_auc": auc}, "cache-key": "k", "param-overrides": {}, "model-folder": folder}))
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    monkeypatch.chdir(root)
+    assert cli.main(["train-with-cache", "select", "--results", str(results)]) == 0
+    assert "run-id=run-0.7\n" in runner_files["GITHUB_OUTPUT"].read_text()
+    assert cli.main(["train-with-cache", "select", "--results", str(results / "leanops-train-models-x-0")]) == 2
+
+
 def test_mask_uri_hides_credentials_and_keeps_plain_uris() -> None:
     assert tracking.mask_uri("https://u:p@host:5000/x") == "https://***:***@host:5000/x"
     assert tracking.mask_uri("https://token@host/x") == "https://***@host/x"

@@ -648,6 +648,9 @@ def test_jobs_with_a_write_permission_or_a_secret_restore_no_cache() -> None:
             assert not action_restores_cache(kit, with_), f"{wf} job {job_id} restores a cache through {uses}"
 
 
+GATE_INPUTS = "${{ format('leanops-gate-inputs{0}', steps.train.outputs.artifact-suffix) }}"
+
+
 def test_the_gate_gets_the_candidates_predictions_in_every_mode() -> None:
     """Issue 15: ml-pipeline's gate job has neither the DVC outputs nor the training job's embedded store. Every
     training job (pull request and trusted ref alike) uploads train-with-cache's gate-inputs as the artifact
@@ -656,14 +659,18 @@ def test_the_gate_gets_the_candidates_predictions_in_every_mode() -> None:
     wf = yaml.safe_load((ROOT / ".github/workflows/train-with-cache.yml").read_text())
     for job_id in ("train", "train-trusted"):
         uploads = [st for st in wf["jobs"][job_id]["steps"] if str(st.get("uses", "")).startswith(
-            "actions/upload-artifact@") and st["with"]["name"] == "leanops-gate-inputs"]
+            "actions/upload-artifact@") and st["with"]["name"] == GATE_INPUTS]
         assert len(uploads) == 1, job_id
         assert uploads[0]["with"]["path"] == "${{ steps.train.outputs.gate-inputs }}"
         assert "steps.train.outputs.gate-inputs != ''" in uploads[0]["if"]
     action = yaml.safe_load((ROOT / "actions/train-with-cache/action.yml").read_text())
     assert action["outputs"]["gate-inputs"]["value"] == "${{ steps.train.outputs.gate-inputs }}"
     pipeline = yaml.safe_load((ROOT / ".github/workflows/ml-pipeline.yml").read_text())
-    assert pipeline["jobs"]["gate"]["with"]["candidate-artifact"] == "leanops-gate-inputs"
+    assert pipeline["jobs"]["gate"]["with"]["candidate-artifact"] == "${{ needs.train.outputs.gate-inputs-artifact }}"
+    for job_id in ("select", "select-trusted"):
+        needed = wf["jobs"][job_id]["needs"]
+        assert wf["jobs"][job_id]["outputs"]["gate-inputs-artifact"] == (
+            f"${{{{ format('leanops-gate-inputs{{0}}', needs.{needed}.outputs.artifact-suffix) }}}}")
     gate_wf = yaml.safe_load((ROOT / ".github/workflows/gate-metrics.yml").read_text())
     gate_steps = gate_wf["jobs"]["gate"]["steps"]
     index = next(i for i, st in enumerate(gate_steps) if st.get("id") == "gate")
@@ -691,11 +698,13 @@ def test_retraining_refreshes_once_validates_and_trains_the_same_bytes_and_keeps
     assert run["run"] == "leanops train-with-cache refresh"
     assert run["env"]["MLFLOW_TRACKING_USERNAME"] == "${{ secrets.MLFLOW_READ_USERNAME }}"
     upload = next(st for st in refresh["steps"] if str(st.get("uses", "")).startswith("actions/upload-artifact@"))
-    assert upload["with"]["name"] == "leanops-refreshed-data"
+    assert upload["with"]["name"] == "${{ format('leanops-refreshed-data{0}', steps.refresh.outputs.artifact-suffix) }}"
+    assert refresh["outputs"]["data-artifact"] == upload["with"]["name"]
     assert jobs["validate"]["needs"] == "refresh"
     assert "needs.refresh.outputs.skipped != 'true'" in jobs["validate"]["if"]
     for job in ("validate", "train"):
-        assert jobs[job]["with"]["data-artifact"] == "${{ inputs.refresh && 'leanops-refreshed-data' || '' }}", job
+        assert jobs[job]["with"]["data-artifact"] == (
+            "${{ inputs.refresh && needs.refresh.outputs.data-artifact || '' }}")
     assert "validate" in jobs["train"]["needs"]  # skipped validate (no new data): no training
     assert jobs["gate"]["with"]["keep-champion"] == "${{ inputs.refresh || github.event_name == 'schedule' }}"
     gate_wf = yaml.safe_load((ROOT / ".github/workflows/gate-metrics.yml").read_text())
@@ -718,3 +727,99 @@ def test_retraining_refreshes_once_validates_and_trains_the_same_bytes_and_keeps
         "${{ github.event_name == 'schedule' || inputs.refresh == true }}")
     text = (ROOT / "templates/workflows/ml-pipeline.yml").read_text()
     assert '  # schedule:\n  #   - cron: "17 3 1 * *"' in text
+
+
+def artifact_flow(path: Path, *, event: str, ref: str, inputs: dict, suffix: str, plan: dict[str, str],
+                  seen: dict[str, list]) -> dict[str, object]:
+    """One model folder's run through the workflow at `path` (and the reusable workflows it calls): records in
+    `seen` the artifact names uploaded and downloaded and the concurrency groups; returns the workflow's outputs.
+    Every leanops step of the folder sets artifact-suffix (config.load on a runner) to `suffix`."""
+    doc = yaml.safe_load(path.read_text())
+    call = ((doc.get(True) or doc.get("on") or {}).get("workflow_call") or {})
+    full_inputs = {k: (inputs[k] if k in inputs else (spec or {}).get("default", ""))
+                   for k, spec in (call.get("inputs") or {}).items()}
+    github = {"event_name": event, "ref": ref, "repository": "acme/models", "run_id": "7", "run_attempt": "1",
+              "event": {"repository": {"default_branch": "main"}, "__open__": True}, "__open__": True}
+    job_outputs: dict[str, dict] = {}
+    ran: dict[str, object] = {}
+    pending = dict(doc["jobs"])
+    while pending:
+        for job_id, job in list(pending.items()):
+            needs = job.get("needs") or []
+            needs = [needs] if isinstance(needs, str) else needs
+            if any(n in pending for n in needs):
+                continue
+            del pending[job_id]
+            steps_ctx: dict = {st["id"]: {"outputs": {"artifact-suffix": suffix, "__open__": True}}
+                               for st in job.get("steps") or [] if "id" in st}
+            ctx = {"github": github, "inputs": full_inputs, "secrets": {"__open__": True}, "vars": {"__open__": True},
+                   "needs": {n: {"result": "success" if ran[n] is not False else "skipped",
+                                 "outputs": job_outputs.get(n, {"__open__": True})} for n in needs},
+                   "matrix": {"__open__": True}, "strategy": {"job-index": 0, "__open__": True},
+                   "steps": {**steps_ctx, "__open__": True}, "runner": {"temp": "/tmp/r", "__open__": True},
+                   "env": {"__open__": True}}
+            if path.name == "ml-pipeline.yml" and job_id == "plan":
+                ran[job_id], job_outputs[job_id] = True, plan
+                continue
+            cond_text = str(job.get("if", "success()"))
+            cond = _truthy(evaluate(cond_text if "${{" in cond_text else "${{ " + cond_text + " }}", ctx))
+            if not re.search(r"always\(\)|cancelled\(\)", cond_text) and any(ran[n] is False for n in needs):
+                cond = False
+            ran[job_id] = cond
+            if cond is False:
+                continue
+            group = (job.get("concurrency") or {}).get("group") if isinstance(job.get("concurrency"), dict) else None
+            if group:
+                seen["groups"].append(evaluate(group, ctx))
+            if isinstance(job.get("uses"), str):
+                callee = _kit_file(job["uses"])
+                assert callee is not None
+                with_ = {k: evaluate(v, ctx) for k, v in (job.get("with") or {}).items()}
+                job_outputs[job_id] = {**artifact_flow(callee, event=event, ref=ref, inputs=with_, suffix=suffix,
+                                                       plan=plan, seen=seen), "__open__": True}
+                continue
+            for st in job.get("steps") or []:
+                if "if" in st and _truthy(evaluate(
+                        "${{ " + str(st["if"]).replace("${{", "").replace("}}", "") + " }}", ctx)) is False:
+                    continue
+                uses = str(st.get("uses", ""))
+                for kind in ("upload", "download"):
+                    if uses.startswith(f"actions/{kind}-artifact@") and "name" in st.get("with", {}):
+                        seen[kind].append((f"{path.name}:{job_id}", evaluate(st["with"]["name"], ctx)))
+            job_outputs[job_id] = {**{k: evaluate(v, ctx) for k, v in (job.get("outputs") or {}).items()},
+                                   "__open__": True}
+    jobs_ctx = {j: {"outputs": job_outputs.get(j, {})} for j in doc["jobs"]}  # a skipped job's are ""
+    return {k: evaluate((spec or {}).get("value", ""), {"jobs": jobs_ctx})
+            for k, spec in (call.get("outputs") or {}).items()}
+
+
+@pytest.mark.parametrize("event,ref,plan", [("pull_request", "refs/pull/1/merge", PR_PLAN),
+                                            ("push", "refs/heads/main", MAIN_PLAN)])
+@pytest.mark.parametrize("refresh", [False, True])
+@pytest.mark.parametrize("folders", [("models/churn", "models/fraud"), (".", "models/fraud")])
+def test_two_model_folders_in_one_run_never_share_an_artifact_or_a_concurrency_group(
+        event: str, ref: str, plan: dict[str, str], refresh: bool, folders: tuple[str, str]) -> None:
+    """Issue 16: a repository with two model folders calls ml-pipeline once per folder in one workflow run.
+    Artifacts are the run's: a second upload of a name fails, a download takes whichever folder's it finds. Every
+    name the kit uploads carries the folder's artifact-suffix, every download names what its own folder uploaded,
+    and the promotion and canary queues are per folder."""
+    seen_by: dict[str, dict[str, list]] = {}
+    for folder in folders:
+        seen: dict[str, list] = {"upload": [], "download": [], "groups": []}
+        suffix = "" if folder == "." else "-" + folder.replace("/", "-")
+        artifact_flow(ROOT / ".github/workflows/ml-pipeline.yml", event=event, ref=ref, suffix=suffix, plan=plan,
+                      inputs={"working-directory": folder, "refresh": refresh, "environment": "production",
+                              "deploy": True, "canary": True}, seen=seen)
+        seen_by[folder] = seen
+        uploaded = [name for _, name in seen["upload"]]
+        assert uploaded and all(isinstance(n, str) and n for n in uploaded), seen["upload"]
+        assert len(set(uploaded)) == len(uploaded), f"{folder}: one name uploaded twice: {uploaded}"
+        for where, name in seen["download"]:
+            if name not in ("", UNKNOWN):
+                assert name in uploaded, f"{folder}: {where} downloads {name!r}, which no job of the folder uploads"
+    a, b = (seen_by[f] for f in folders)
+    shared = {n for _, n in a["upload"]} & {n for _, n in b["upload"]}
+    assert not shared, f"both folders upload {sorted(shared)}"
+    assert not set(map(str, a["groups"])) & set(map(str, b["groups"])), (a["groups"], b["groups"])
+    if event == "push":
+        assert a["groups"] and b["groups"]  # the release (and canary) queues ran in this walk

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 import os
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -126,9 +127,10 @@ def chart(gate: Gate, history: Sequence[Point], candidate: float | None) -> str:
     return "\n".join(lines) + "\n"
 
 
-def markdown(r: Result) -> str:
+def markdown(r: Result, folder: str = "") -> str:
+    """The report; ``folder``: the model folder, named in the heading when the repository has it below the root."""
     head = "✅ passed" if r.passed else f"❌ failed ({len(r.failed)} of {len(r.verdicts)} gates)"
-    out = [f"## gate-metrics: {head}", ""]
+    out = [f"## gate-metrics: {head}" + (f" · `{folder}`" if folder else ""), ""]
     cand = f"**candidate**: {r.candidate.label}, metrics from {r.candidate.origin}"
     if r.champion is None:
         champ = (f"**champion**: none yet ({r.source}). This is the first model: only the absolute gates "
@@ -160,7 +162,11 @@ def annotation_path(path: str) -> str:
 
 def publish(s: Settings, r: Result, seconds: float) -> None:
     """Report files, job summary, outputs, annotations, the sticky comment; then CheckFailed if a gate failed."""
-    body = markdown(r) + f"\n<sub>leanops gate-metrics · {seconds:.1f}s</sub>\n"
+    suffix = gh.artifact_suffix(s.root)
+    body = (markdown(r, gh.workspace_path(s.root) if suffix else "")
+            + f"\n<sub>leanops gate-metrics · {seconds:.1f}s</sub>\n")
+    if suffix:  # a model folder below the root: its own sticky comment, the marker travels with report.md
+        body = f"<!-- {MARKER}{suffix} -->\n{body}"
     folder = s.root / REPORT_DIR
     atomic_write(folder / "report.md", body)
     report_file = atomic_write_json(folder / "report.json", r.as_json())
@@ -210,6 +216,12 @@ def comment_from_file(root: Path, report_file: str, enabled: bool) -> int:
     return 0
 
 
+def comment_marker(body: str) -> str:
+    """The sticky comment's marker: the one report.md starts with (a model folder below the root), else MARKER."""
+    found = re.match(r"<!-- (" + re.escape(MARKER) + r"-[A-Za-z0-9._-]+) -->", body)
+    return found.group(1) if found else MARKER
+
+
 def post_comment(s: Settings, body: str) -> None:
     """One sticky comment on the pull request, created once and updated in place (found by a hidden marker)."""
     _post(body, s.comment)
@@ -230,7 +242,7 @@ def _post(body: str, enabled: bool) -> None:
         return
     api = GitHubAPI.from_env()
     try:
-        cid, created = api.sticky_comment(int(number), MARKER, body)
+        cid, created = api.sticky_comment(int(number), comment_marker(body), body)
     except ApiError as exc:
         if exc.status != 403:
             raise

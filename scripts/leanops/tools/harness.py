@@ -24,6 +24,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import uuid
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -341,6 +342,7 @@ class Harness:
         cmd += ["--container-options", " ".join(volumes)]
         env = {
             "LEANOPS_ACT_STORE": str(self.store),
+            "LEANOPS_ACT_RUN": uuid.uuid4().hex,  # the stand-ins' artifacts belong to this run, as on GitHub
             "DO_NOT_TRACK": "1",
             "MLFLOW_DISABLE_TELEMETRY": "true",
             "GX_ANALYTICS_ENABLED": "false",

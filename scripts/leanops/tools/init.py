@@ -56,7 +56,9 @@ def template_files(task: str = tasks.BINARY) -> dict[str, Path]:
 
 def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     p = sub.add_parser("init", help="scaffold an adopting repository: workflows, leanops.yml, dvc.yaml, Dockerfile")
-    p.add_argument("dir", nargs="?", default=".", metavar="DIR", help="the repository to scaffold (default .)")
+    p.add_argument("dir", nargs="?", default=".", metavar="DIR",
+                   help="the model's folder (default .): the repository's root, or a folder inside a git repository "
+                   "for one more model (its workflows go to the root's .github/workflows, named after the model)")
     p.add_argument("--data", default=None, help="a CSV or Parquet file: copied under data/raw/ when outside DIR, "
                    "named in leanops.yml and dvc.yaml, and profiled into a starter suite")
     p.add_argument("--suite", default=None,
@@ -83,9 +85,28 @@ class Plan:
     drop: list[str] = field(default_factory=list)
     task: str = tasks.BINARY
     task_how: str = "the default"
+    repo: Path | None = None  # the git repository DIR is inside, when DIR is not its root (one more model)
+    folder: str = "."         # DIR relative to repo: the workflows' working-directory
+    publish: str = ""         # the canary router's port when another model of the repository has the default
+
+    def workflow_name(self, dest: str) -> str:
+        """Where a caller workflow lands: the root's .github/workflows; a model below the root names its own
+        after the model (ml-pipeline-fraud.yml), so a repository's models never share or overwrite one."""
+        if self.repo is None:
+            return dest
+        path = Path(dest)
+        return str(path.with_name(f"{path.stem}-{self.model}{path.suffix}"))
 
     def render(self, dest: str, text: str) -> str:
         """The template's text with this repository's names in place of the defaults."""
+        if dest in WORKFLOWS.values() and self.repo is not None:
+            text = re.sub(r"(?m)^(      working-directory: )\.(\s)", lambda m: m.group(1) + self.folder + m.group(2),
+                          text, count=1)
+            text = re.sub(r"(?m)^name: (\S+)$", lambda m: f"name: {m.group(1)} ({self.model})", text, count=1)
+            text = (f"# The caller workflow of the model in {self.folder}, one of the repository's models (`leanops "
+                    f"init {self.folder}`).\n") + text
+        if dest == "leanops.yml" and self.publish:
+            text = text.replace('publish: "127.0.0.1:8080"', f'publish: "{self.publish}"')
         if dest == "leanops.yml":
             text = text.replace(f"name: {DEFAULT_MODEL} ", f"name: {self.model} ")
             if self.task != tasks.BINARY:
@@ -143,6 +164,14 @@ def plan(args: argparse.Namespace, root: Path) -> tuple[Plan, Path | None]:
         raise BadInput("--model-name: expected letters, digits, '_', '.' or '-' (first a letter or digit), "
                        f"got {model!r}")
     p = Plan(root=root, model=model)
+    repo = git_root(root)
+    if repo is not None and repo != root.resolve():
+        p.repo, p.folder = repo, root.resolve().relative_to(repo).as_posix()
+        ignored = git_ignores(repo, p.folder)
+        if ignored:
+            raise BadInput(f"{p.folder}: git ignores this folder ({ignored}), so its files would never be committed; "
+                           "expected a folder git keeps (the root model's .gitignore ignores /models/: its output)")
+        p.publish = free_router_port(repo, root.resolve())
     copy_from: Path | None = None
     if args.data:
         src = Path(args.data)
@@ -176,6 +205,41 @@ def plan(args: argparse.Namespace, root: Path) -> tuple[Plan, Path | None]:
     return p, copy_from
 
 
+def git_root(path: Path) -> Path | None:
+    """The git repository ``path`` is (or will be) inside: the nearest folder up from it holding ``.git``."""
+    here = path.resolve()
+    for folder in (here, *here.parents):
+        if (folder / ".git").exists():
+            return folder
+    return None
+
+
+def git_ignores(repo: Path, folder: str) -> str:
+    """The .gitignore line that ignores ``folder`` of ``repo`` ("source:line: pattern"), or "" when git keeps it."""
+    import subprocess
+
+    res = subprocess.run(["git", "check-ignore", "-v", "--no-index", f"{folder}/leanops.yml"], cwd=repo,
+                         capture_output=True, text=True, check=False)
+    return res.stdout.split("\t", 1)[0].strip() if res.returncode == 0 else ""
+
+
+ROUTER_PUBLISH = re.compile(r"""(?m)^\s+publish:\s*["']?(?:[0-9.]+:)?(\d+)["']?""")
+
+
+def free_router_port(repo: Path, root: Path) -> str:
+    """The canary router's address for one more model: 127.0.0.1 and the first port from 8080 that no other
+    leanops.yml of the repository publishes (two routers on one Docker host cannot share a port)."""
+    taken = set()
+    for other in repo.rglob("leanops.y*ml"):
+        if other.parent.resolve() != root and ".git" not in other.parts:
+            taken |= {int(m.group(1)) for m in ROUTER_PUBLISH.finditer(other.read_text(encoding="utf-8",
+                                                                                      errors="replace"))}
+    port = 8080
+    while port in taken:
+        port += 1
+    return "" if port == 8080 else f"127.0.0.1:{port}"
+
+
 def _column(path: Path, name: str) -> list[str]:
     with open(path, newline="", encoding="utf-8", errors="replace") as fh:
         rows = csv.reader(fh, delimiter="\t" if path.suffix.lower() == ".tsv" else ",")
@@ -207,7 +271,11 @@ def run(args: argparse.Namespace) -> int:
     results: list[tuple[str, str]] = []
     for dest, src in template_files(p.task).items():
         text = p.render(dest, src.read_text(encoding="utf-8"))
-        results.append((place(root / dest, text, force=args.force, mode=src.stat().st_mode & 0o777), dest))
+        where, shown = root / dest, dest
+        if dest in WORKFLOWS.values() and p.repo is not None:  # one more model: the repository's workflows
+            shown = p.workflow_name(dest)
+            where = p.repo / shown
+        results.append((place(where, text, force=args.force, mode=src.stat().st_mode & 0o777), shown))
     if copy_from is not None:
         target = root / p.data
         if target.exists() and not args.force:
@@ -222,6 +290,11 @@ def run(args: argparse.Namespace) -> int:
             results.append(("overwrote" if existed else "wrote", p.data))
     if args.data:
         results.append((_suite(root, p, force=args.force), p.suite))
+    if p.repo is not None:
+        print(f"one more model in the repository {p.repo}: its files in {p.folder}, its caller workflows "
+              f"{p.workflow_name(WORKFLOWS['workflows/ml-pipeline.yml'])} and "
+              f"{p.workflow_name(WORKFLOWS['workflows/weekly-drift.yml'])} (working-directory: "
+              f"{p.folder})" + (f", its canary router on {p.publish}" if p.publish else ""))
     for what, dest in results:
         note = {"kept": "  (exists and differs; --force overwrites it)", "exists": "  (--force profiles it again)"}
         print(f"  {what:<9} {dest}{note.get(what, '')}")

@@ -193,6 +193,11 @@ def cmd_select(s: Settings, results_dir: str) -> int:
             legs.append(json.loads(f.read_text(encoding="utf-8")))
         except (OSError, json.JSONDecodeError) as exc:
             raise BadInput(f"not a result file ({exc})", file=str(f)) from None
+    # another model folder's legs of the same run (the root's artifact pattern also matches theirs): not ours
+    here = gh.workspace_path(s.root)
+    legs = [leg for leg in legs if leg.get("model-folder", here) == here]
+    if not legs:
+        raise BadInput(f"results: no result.json of {here} under {folder}; expected the matrix legs' results")
     scored = [leg for leg in legs if s.select_metric in (leg.get("metrics") or {})]
     if not scored:
         raise BadInput(f"select-metric: no leg reported {s.select_metric!r}; "

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from .. import gh
 from ..dvcproject import (
     Project,
     dvc_cache_dir,
@@ -42,19 +43,11 @@ def cache_key(s: Settings, project: Project | None = None) -> dict[str, str]:
     for dep in project.source_deps():
         h.update(f"{dep}\0{tree_digest(s.root / dep)}\n".encode())
     h.update(f"target={s.target}".encode())
-    where = hashlib.sha256(f"{os.environ.get('GITHUB_REPOSITORY', '')}:{_rel_workdir(s.root)}".encode())
+    where = hashlib.sha256(f"{os.environ.get('GITHUB_REPOSITORY', '')}:{gh.workspace_path(s.root)}".encode())
     prefix = f"leanops-dvc-{platform.system().lower()}-{where.hexdigest()[:8]}-"
     paths = [str(dvc_cache_dir(s.root))]
     paths += [str((s.root / p).resolve()) for p in project.uncached_outs()]
     return {"cache-key": prefix + h.hexdigest()[:32], "restore-prefix": prefix, "cache-path": "\n".join(paths)}
-
-
-def _rel_workdir(root: Path) -> str:
-    ws = os.environ.get("GITHUB_WORKSPACE")
-    try:
-        return str(root.relative_to(Path(ws).resolve())) if ws else root.name
-    except ValueError:
-        return str(root)
 
 
 def up_to_date(s: Settings, project: Project | None = None) -> tuple[bool, str]:
@@ -188,7 +181,6 @@ def _stage_outputs(root: Path, name: str) -> dict[str, str]:
 def refresh(s: Settings, project: Project) -> list[Refreshed]:
     """Run the refresh stages first: ``dvc update`` for imports, ``dvc repro -f -s`` for stages. A source that
     cannot be read (the stage fails) is InfraError in one line, before anything is written to the registry."""
-    from .. import gh
     from .repro import _dvc
 
     done = []

@@ -59,7 +59,8 @@ def alert(s: Settings, out: Outcome, reference: Any, current: Any) -> None:
         from ..github_api import GitHubAPI
 
         title, body, comment = issue_text(s, out, reference, current)
-        out.issue_number, out.issue_created = GitHubAPI.from_env().upsert_issue(LABEL, title, body, comment)
+        out.issue_number, out.issue_created = GitHubAPI.from_env().upsert_issue(
+            LABEL, title, body, comment, marker=body.partition("\n")[0])  # its first line: the folder's marker
         gh.step(f"issue #{out.issue_number} {'opened' if out.issue_created else 'commented'} ({LABEL})")
     if failure:
         raise failure

@@ -29,7 +29,16 @@ from ..errors import BadInput, CheckFailed
 from .alert import _age, _when, alert, dispatch, workflow_file
 from .detect import Outcome, compared_columns, compute, prediction_drift
 from .report import finish, score_text
-from .settings import DEFAULT_STALE_DAYS, DRIFT_EVENTS, NAME, STALE_LABEL, STALE_MARKER, _chdir, settings
+from .settings import (
+    DEFAULT_STALE_DAYS,
+    DRIFT_EVENTS,
+    NAME,
+    STALE_LABEL,
+    STALE_MARKER,
+    _chdir,
+    folder_marker,
+    settings,
+)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -141,9 +150,10 @@ def run_stale_check(args: argparse.Namespace) -> int:
     else:
         what = (f"the last successful drift run was {_age(now - since)} ago ({since:%Y-%m-%d})" if last_success
                 else f"no drift run has succeeded since the first one {_age(now - since)} ago")
+        marker = folder_marker(STALE_MARKER, cfg.root)
         title = f"Weekly drift check is stale: no successful run for {(now - since).days} days"
         body = "\n".join([
-            STALE_MARKER, f"`{workflow}`: {what} (stale after {days} days).", "",
+            marker, f"`{workflow}`: {what} (stale after {days} days).", "",
             "GitHub suspends scheduled workflows after 60 days without activity in a public repository and does "
             "not resume them on later pushes; failing runs stop the check as surely.",
             "",
@@ -151,8 +161,8 @@ def run_stale_check(args: argparse.Namespace) -> int:
             f"- run it now: `gh workflow run {workflow}`",
             "- look at the failed runs of the workflow, if any",
             "", "Later stale checks comment here; close this issue once drift runs succeed again."])
-        number, created = api.upsert_issue(STALE_LABEL, title, body,
-                                           f"{STALE_MARKER}\nStill stale: {what}.")
+        number, created = api.upsert_issue(STALE_LABEL, title, body, f"{marker}\nStill stale: {what}.",
+                                           marker=marker)
         outputs["issue-number"] = str(number)
         text = f"**Stale**: `{workflow}`: {what}; issue #{number} {'opened' if created else 'commented'}."
         gh.warning(text.replace("**", "").replace("`", ""), title="leanops weekly-drift stale-check")

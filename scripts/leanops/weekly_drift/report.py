@@ -12,7 +12,7 @@ from typing import Any
 from .. import gh
 from ..fsutil import atomic_write_json
 from .detect import Outcome
-from .settings import MARKER, Settings
+from .settings import MARKER, Settings, folder_marker
 
 CHART_COLUMNS = 30
 CHART_CAP = 5.0
@@ -133,13 +133,16 @@ def issue_text(s: Settings, out: Outcome, reference: Any, current: Any) -> tuple
                f"- reference: {reference.rows:,} rows from {reference.source}",
                f"- current: {current.rows:,} rows from {current.source}"]
     if link:
-        details.append(f"- run: {link} (the Evidently report is its artifact `weekly-drift-report`)")
+        artifact = f"weekly-drift-report{gh.artifact_suffix(s.cfg.root)}"
+        details.append(f"- run: {link} (the Evidently report is its artifact `{artifact}`)")
     if out.retrain_dispatched:
         details.append(f"- retraining dispatched: `{s.retrain_workflow}` on `{s.retrain_ref}`")
     details += ["", table(drifted)]
-    title = f"Data drift: {out.drifted} of {out.compared} columns drifted"
-    body = "\n".join([MARKER, f"leanops weekly-drift found drift on {today}.", "", *details, "",
+    marker = folder_marker(MARKER, s.cfg.root)
+    where = f" in {gh.workspace_path(s.cfg.root)}" if marker != MARKER else ""
+    title = f"Data drift{where}: {out.drifted} of {out.compared} columns drifted"
+    body = "\n".join([marker, f"leanops weekly-drift found drift on {today}.", "", *details, "",
                       "Later runs that find drift comment here instead of opening another issue. Close this "
                       "issue once the model is retrained or the change is understood."])
-    comment = "\n".join([MARKER, f"Drift again on {today}.", "", *details])
+    comment = "\n".join([marker, f"Drift again on {today}.", "", *details])
     return title, body, comment

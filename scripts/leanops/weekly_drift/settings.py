@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .. import config
+from .. import config, gh
 from ..errors import BadInput
 from ..sqlsource import SqlSource, is_sql
 
@@ -19,6 +19,13 @@ LABEL = "leanops:drift"
 STALE_LABEL = "leanops:drift-stale"
 MARKER = "<!-- leanops:weekly-drift -->"
 STALE_MARKER = "<!-- leanops:weekly-drift-stale -->"
+
+
+def folder_marker(marker: str, root: Path) -> str:
+    """``marker`` for the model folder ``root``: as it is at the repository's root, else with the folder's
+    artifact-suffix (``<!-- leanops:weekly-drift-models-churn -->``): one issue per model, never another's."""
+    suffix = gh.artifact_suffix(root)
+    return marker.replace(" -->", f"{suffix} -->") if suffix else marker
 DEFAULT_THRESHOLD = 0.5  # Evidently's drift_share
 DEFAULT_MIN_ROWS = 100
 DEFAULT_STALE_DAYS = 8

@@ -795,7 +795,9 @@ def test_reusable_workflow_deploys_one_at_a_time_per_environment_without_cache()
     call = wf[True]["workflow_call"]  # `on` parses as True
     job = wf["jobs"]["deploy"]
     assert job["environment"] == "${{ inputs.environment }}"
-    assert job["concurrency"] == {"group": "leanops-canary-deploy-${{ inputs.environment }}",
+    # per environment and model folder (issue 16: two models of a repository deploy side by side)
+    assert job["concurrency"] == {"group": "leanops-canary-deploy-${{ inputs.environment }}${{ inputs.working-"
+                                           "directory != '.' && format(':{0}', inputs.working-directory) || '' }}",
                                   "cancel-in-progress": False}
     assert job["permissions"] == {"contents": "read", "packages": "read"} and wf["permissions"] == {}
     assert not any("cache" in str(s.get("uses", "")) for s in job["steps"])

@@ -157,6 +157,18 @@ def push_event(path: Path, full_name: str) -> Path:
     return path
 
 
+def predict(port: int) -> int:
+    """One prediction of a churn record through the canary's router on ``port``: the HTTP status."""
+    body = json.dumps({"records": [{"tenure_months": 3, "monthly_charges": 95.0, "total_charges": 285.0,
+                                    "contract": "month-to-month", "payment_method": "electronic-check",
+                                    "internet_service": "fiber", "support_calls": 4, "senior_citizen": 0,
+                                    "gender": "female"}]}).encode()
+    req = urllib.request.Request(f"http://127.0.0.1:{port}/predict", data=body,
+                                 headers={"Content-Type": "application/json"})
+    with urllib.request.urlopen(req, timeout=30) as resp:
+        return int(resp.status)
+
+
 def cleanup(name: str) -> None:
     """The canary's containers, network and state volume, and this test's images (the engine is shared)."""
     cleanup_deployment(name)
@@ -209,14 +221,6 @@ def test_a_push_to_the_default_branch_deploys_promotes_and_records(harness, mlfl
         assert rec["data"]["files"]["data/raw/churn.csv"] and rec["data"]["dvc_lock_sha256"]
         assert (rec["image"]["ref"], rec["canary"]["verdict"]) == (image.group(0), "promoted")
         assert rec["training"]["params"]["train.target"] == "churned"
-        # the model serves behind the canary's router
-        body = json.dumps({"records": [{"tenure_months": 3, "monthly_charges": 95.0, "total_charges": 285.0,
-                                        "contract": "month-to-month", "payment_method": "electronic-check",
-                                        "internet_service": "fiber", "support_calls": 4, "senior_citizen": 0,
-                                        "gender": "female"}]}).encode()
-        req = urllib.request.Request(f"http://127.0.0.1:{port}/predict", data=body,
-                                     headers={"Content-Type": "application/json"})
-        with urllib.request.urlopen(req, timeout=30) as resp:
-            assert resp.status == 200
+        assert predict(port) == 200  # the model serves behind the canary's router
     finally:
         cleanup(model)

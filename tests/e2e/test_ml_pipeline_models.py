@@ -11,10 +11,8 @@ second upload of a name with GitHub's 409 Conflict).
 
 from __future__ import annotations
 
-import json
 import re
 import subprocess
-import urllib.request
 import uuid
 from pathlib import Path
 
@@ -30,6 +28,7 @@ from .test_ml_pipeline import (
     CHURN,
     NUMBER,
     cleanup,
+    predict,
     pull_request_event,
     push_event,
     with_joblib,
@@ -103,17 +102,6 @@ def deployable(files: dict[str, str], folder: str, base: str, port: int) -> dict
     canary.setdefault("router", {}).update({"publish": f"127.0.0.1:{port}", "base-image": base})
     canary["ready-timeout"] = 120
     return {**files, key: yaml.safe_dump(cfg, sort_keys=False)}
-
-
-def predict(port: int) -> int:
-    body = json.dumps({"records": [{"tenure_months": 3, "monthly_charges": 95.0, "total_charges": 285.0,
-                                    "contract": "month-to-month", "payment_method": "electronic-check",
-                                    "internet_service": "fiber", "support_calls": 4, "senior_citizen": 0,
-                                    "gender": "female"}]}).encode()
-    req = urllib.request.Request(f"http://127.0.0.1:{port}/predict", data=body,
-                                 headers={"Content-Type": "application/json"})
-    with urllib.request.urlopen(req, timeout=30) as resp:
-        return int(resp.status)
 
 
 def test_two_model_folders_on_one_push_deploy_two_models(harness, mlflow_server: str, tmp_path: Path) -> None:

@@ -7,6 +7,7 @@ import re
 import shutil
 import subprocess
 import sys
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -443,6 +444,19 @@ def _has_write(perms: object) -> bool:
     return any(v == "write" for v in (perms or {}).values())
 
 
+def jobs_in_order(doc: dict) -> Iterator[tuple[str, dict, list[str]]]:
+    """The workflow's jobs, each after the jobs it needs: (id, job, needs)."""
+    pending = dict(doc["jobs"])
+    while pending:
+        for job_id, job in list(pending.items()):
+            needs = job.get("needs") or []
+            needs = [needs] if isinstance(needs, str) else needs
+            if any(n in pending for n in needs):
+                continue
+            del pending[job_id]
+            yield job_id, job, needs
+
+
 def walk(path: Path, *, event: str, ref: str, inputs: dict, secrets_map: dict[str, frozenset[str]],
          outputs: dict[str, dict[str, str]], runs: list[JobRun], name: str = "") -> None:
     """Every job of the workflow at `path` that can run for this event, recursing into reusable workflows."""
@@ -457,67 +471,60 @@ def walk(path: Path, *, event: str, ref: str, inputs: dict, secrets_map: dict[st
               "__open__": True}
     secrets_ctx = {k: Secret(v) for k, v in secrets_map.items()}
     ran: dict[str, object] = {}
-    pending = dict(doc["jobs"])
-    while pending:
-        for job_id, job in list(pending.items()):
-            needs = job.get("needs") or []
-            needs = [needs] if isinstance(needs, str) else needs
-            if any(n in pending for n in needs):
+    for job_id, job, needs in jobs_in_order(doc):
+        needs_ctx = {n: {"result": "success" if ran[n] is True else ("skipped" if ran[n] is False else UNKNOWN),
+                         "outputs": {**{"__open__": True}, **outputs.get(f"{name}:{n}", {})}} for n in needs}
+        for n in needs:
+            if f"{name}:{n}" in outputs:
+                needs_ctx[n]["outputs"].pop("__open__", None)
+        ctx = {"github": github, "inputs": full_inputs, "secrets": secrets_ctx, "needs": needs_ctx,
+               "matrix": {"__open__": True}, "strategy": {"__open__": True}, "steps": {"__open__": True},
+               "runner": {"__open__": True}, "vars": {"__open__": True}, "env": {"__open__": True}}
+        cond_text = str(job.get("if", "success()"))
+        cond = _truthy(evaluate(cond_text if "${{" in cond_text else "${{ " + cond_text + " }}", ctx))
+        status_free = re.search(r"always\(\)|cancelled\(\)", cond_text)
+        if not status_free and any(ran[n] is False for n in needs):
+            cond = False
+        ran[job_id] = cond
+        if cond is False:
+            continue
+        if isinstance(job.get("uses"), str):
+            callee = _kit_file(job["uses"])
+            assert callee is not None, f"{name}: {job_id} calls {job['uses']}, not the kit"
+            with_ = {k: evaluate(v, ctx) for k, v in (job.get("with") or {}).items()}
+            sub_secrets = {}
+            for k, v in (job.get("secrets") or {}).items():
+                got = evaluate(v, ctx)
+                sub_secrets[k] = got.names if isinstance(got, Secret) else frozenset()
+            walk(callee, event=event, ref=ref, inputs=with_, secrets_map=sub_secrets, outputs=outputs,
+                 runs=runs, name=callee.name)
+            continue
+        got: set[str] = set()
+        env_names: set[str] = set(job.get("env") or {})
+        restores = False
+        values = [*(job.get("env") or {}).values()]
+        for st in job.get("steps") or []:
+            scond = _truthy(evaluate("${{ " + str(st["if"]).replace("${{", "").replace("}}", "") + " }}", ctx)
+                            ) if "if" in st else True
+            if scond is False:
                 continue
-            del pending[job_id]
-            needs_ctx = {n: {"result": "success" if ran[n] is True else ("skipped" if ran[n] is False else UNKNOWN),
-                             "outputs": {**{"__open__": True}, **outputs.get(f"{name}:{n}", {})}} for n in needs}
-            for n in needs:
-                if f"{name}:{n}" in outputs:
-                    needs_ctx[n]["outputs"].pop("__open__", None)
-            ctx = {"github": github, "inputs": full_inputs, "secrets": secrets_ctx, "needs": needs_ctx,
-                   "matrix": {"__open__": True}, "strategy": {"__open__": True}, "steps": {"__open__": True},
-                   "runner": {"__open__": True}, "vars": {"__open__": True}, "env": {"__open__": True}}
-            cond_text = str(job.get("if", "success()"))
-            cond = _truthy(evaluate(cond_text if "${{" in cond_text else "${{ " + cond_text + " }}", ctx))
-            status_free = re.search(r"always\(\)|cancelled\(\)", cond_text)
-            if not status_free and any(ran[n] is False for n in needs):
-                cond = False
-            ran[job_id] = cond
-            if cond is False:
-                continue
-            if isinstance(job.get("uses"), str):
-                callee = _kit_file(job["uses"])
-                assert callee is not None, f"{name}: {job_id} calls {job['uses']}, not the kit"
-                with_ = {k: evaluate(v, ctx) for k, v in (job.get("with") or {}).items()}
-                sub_secrets = {}
-                for k, v in (job.get("secrets") or {}).items():
-                    got = evaluate(v, ctx)
-                    sub_secrets[k] = got.names if isinstance(got, Secret) else frozenset()
-                walk(callee, event=event, ref=ref, inputs=with_, secrets_map=sub_secrets, outputs=outputs,
-                     runs=runs, name=callee.name)
-                continue
-            got: set[str] = set()
-            env_names: set[str] = set(job.get("env") or {})
-            restores = False
-            values = [*(job.get("env") or {}).values()]
-            for st in job.get("steps") or []:
-                scond = _truthy(evaluate("${{ " + str(st["if"]).replace("${{", "").replace("}}", "") + " }}", ctx)
-                                ) if "if" in st else True
-                if scond is False:
-                    continue
-                env_names |= set(st.get("env") or {})
-                values += [*(st.get("env") or {}).values(), *(st.get("with") or {}).values()]
-                uses = str(st.get("uses", ""))
-                if uses.startswith(("actions/cache@", "actions/cache/restore@")):
-                    restores = True
-                kit = _kit_file(uses)
-                if kit is not None:
-                    with_ = {k: evaluate(v, ctx) for k, v in (st.get("with") or {}).items()}
-                    with_ = {k: ("true" if v is True else "false" if v is False else ("true" if v is UNKNOWN else v))
-                             for k, v in with_.items()}
-                    restores = restores or action_restores_cache(kit, with_)
-            for v in values:
-                val = evaluate(v, ctx)
-                if isinstance(val, Secret):
-                    got |= val.names
-            runs.append(JobRun(name, job_id, got, env_names, evaluate(job.get("environment", ""), ctx), restores,
-                               _has_write(job.get("permissions"))))
+            env_names |= set(st.get("env") or {})
+            values += [*(st.get("env") or {}).values(), *(st.get("with") or {}).values()]
+            uses = str(st.get("uses", ""))
+            if uses.startswith(("actions/cache@", "actions/cache/restore@")):
+                restores = True
+            kit = _kit_file(uses)
+            if kit is not None:
+                with_ = {k: evaluate(v, ctx) for k, v in (st.get("with") or {}).items()}
+                with_ = {k: ("true" if v is True else "false" if v is False else ("true" if v is UNKNOWN else v))
+                         for k, v in with_.items()}
+                restores = restores or action_restores_cache(kit, with_)
+        for v in values:
+            val = evaluate(v, ctx)
+            if isinstance(val, Secret):
+                got |= val.names
+        runs.append(JobRun(name, job_id, got, env_names, evaluate(job.get("environment", ""), ctx), restores,
+                           _has_write(job.get("permissions"))))
 
 
 def pipeline_runs(event: str, ref: str, plan: dict[str, str], template: str = "ml-pipeline.yml") -> list[JobRun]:
@@ -742,52 +749,45 @@ def artifact_flow(path: Path, *, event: str, ref: str, inputs: dict, suffix: str
               "event": {"repository": {"default_branch": "main"}, "__open__": True}, "__open__": True}
     job_outputs: dict[str, dict] = {}
     ran: dict[str, object] = {}
-    pending = dict(doc["jobs"])
-    while pending:
-        for job_id, job in list(pending.items()):
-            needs = job.get("needs") or []
-            needs = [needs] if isinstance(needs, str) else needs
-            if any(n in pending for n in needs):
+    for job_id, job, needs in jobs_in_order(doc):
+        steps_ctx: dict = {st["id"]: {"outputs": {"artifact-suffix": suffix, "__open__": True}}
+                           for st in job.get("steps") or [] if "id" in st}
+        ctx = {"github": github, "inputs": full_inputs, "secrets": {"__open__": True}, "vars": {"__open__": True},
+               "needs": {n: {"result": "success" if ran[n] is not False else "skipped",
+                             "outputs": job_outputs.get(n, {"__open__": True})} for n in needs},
+               "matrix": {"__open__": True}, "strategy": {"job-index": 0, "__open__": True},
+               "steps": {**steps_ctx, "__open__": True}, "runner": {"temp": "/tmp/r", "__open__": True},
+               "env": {"__open__": True}}
+        if path.name == "ml-pipeline.yml" and job_id == "plan":
+            ran[job_id], job_outputs[job_id] = True, plan
+            continue
+        cond_text = str(job.get("if", "success()"))
+        cond = _truthy(evaluate(cond_text if "${{" in cond_text else "${{ " + cond_text + " }}", ctx))
+        if not re.search(r"always\(\)|cancelled\(\)", cond_text) and any(ran[n] is False for n in needs):
+            cond = False
+        ran[job_id] = cond
+        if cond is False:
+            continue
+        group = (job.get("concurrency") or {}).get("group") if isinstance(job.get("concurrency"), dict) else None
+        if group:
+            seen["groups"].append(evaluate(group, ctx))
+        if isinstance(job.get("uses"), str):
+            callee = _kit_file(job["uses"])
+            assert callee is not None
+            with_ = {k: evaluate(v, ctx) for k, v in (job.get("with") or {}).items()}
+            job_outputs[job_id] = {**artifact_flow(callee, event=event, ref=ref, inputs=with_, suffix=suffix,
+                                                   plan=plan, seen=seen), "__open__": True}
+            continue
+        for st in job.get("steps") or []:
+            if "if" in st and _truthy(evaluate(
+                    "${{ " + str(st["if"]).replace("${{", "").replace("}}", "") + " }}", ctx)) is False:
                 continue
-            del pending[job_id]
-            steps_ctx: dict = {st["id"]: {"outputs": {"artifact-suffix": suffix, "__open__": True}}
-                               for st in job.get("steps") or [] if "id" in st}
-            ctx = {"github": github, "inputs": full_inputs, "secrets": {"__open__": True}, "vars": {"__open__": True},
-                   "needs": {n: {"result": "success" if ran[n] is not False else "skipped",
-                                 "outputs": job_outputs.get(n, {"__open__": True})} for n in needs},
-                   "matrix": {"__open__": True}, "strategy": {"job-index": 0, "__open__": True},
-                   "steps": {**steps_ctx, "__open__": True}, "runner": {"temp": "/tmp/r", "__open__": True},
-                   "env": {"__open__": True}}
-            if path.name == "ml-pipeline.yml" and job_id == "plan":
-                ran[job_id], job_outputs[job_id] = True, plan
-                continue
-            cond_text = str(job.get("if", "success()"))
-            cond = _truthy(evaluate(cond_text if "${{" in cond_text else "${{ " + cond_text + " }}", ctx))
-            if not re.search(r"always\(\)|cancelled\(\)", cond_text) and any(ran[n] is False for n in needs):
-                cond = False
-            ran[job_id] = cond
-            if cond is False:
-                continue
-            group = (job.get("concurrency") or {}).get("group") if isinstance(job.get("concurrency"), dict) else None
-            if group:
-                seen["groups"].append(evaluate(group, ctx))
-            if isinstance(job.get("uses"), str):
-                callee = _kit_file(job["uses"])
-                assert callee is not None
-                with_ = {k: evaluate(v, ctx) for k, v in (job.get("with") or {}).items()}
-                job_outputs[job_id] = {**artifact_flow(callee, event=event, ref=ref, inputs=with_, suffix=suffix,
-                                                       plan=plan, seen=seen), "__open__": True}
-                continue
-            for st in job.get("steps") or []:
-                if "if" in st and _truthy(evaluate(
-                        "${{ " + str(st["if"]).replace("${{", "").replace("}}", "") + " }}", ctx)) is False:
-                    continue
-                uses = str(st.get("uses", ""))
-                for kind in ("upload", "download"):
-                    if uses.startswith(f"actions/{kind}-artifact@") and "name" in st.get("with", {}):
-                        seen[kind].append((f"{path.name}:{job_id}", evaluate(st["with"]["name"], ctx)))
-            job_outputs[job_id] = {**{k: evaluate(v, ctx) for k, v in (job.get("outputs") or {}).items()},
-                                   "__open__": True}
+            uses = str(st.get("uses", ""))
+            for kind in ("upload", "download"):
+                if uses.startswith(f"actions/{kind}-artifact@") and "name" in st.get("with", {}):
+                    seen[kind].append((f"{path.name}:{job_id}", evaluate(st["with"]["name"], ctx)))
+        job_outputs[job_id] = {**{k: evaluate(v, ctx) for k, v in (job.get("outputs") or {}).items()},
+                               "__open__": True}
     jobs_ctx = {j: {"outputs": job_outputs.get(j, {})} for j in doc["jobs"]}  # a skipped job's are ""
     return {k: evaluate((spec or {}).get("value", ""), {"jobs": jobs_ctx})
             for k, spec in (call.get("outputs") or {}).items()}

@@ -1,7 +1,9 @@
 """Under act: one repository, two models (issue 16). `leanops init` made the first at the root and the second in
-teams/fraud (`leanops init teams/fraud`); one caller workflow runs ml-pipeline once per folder, side by side,
-in one workflow run, which is where names collide on GitHub (artifacts are the run's; the stand-ins answer a
-second upload of a name with GitHub's 409 Conflict).
+teams/fraud (`leanops init teams/fraud`), with the caller workflows it writes: ml-pipeline.yml and
+ml-pipeline-fraud.yml (working-directory: teams/fraud), two workflow runs on GitHub. What two runs share must not
+collide: the pull request's comments, the DVC caches, MLflow's models, the images, the deployments and their
+routers. (One workflow calling ml-pipeline once per folder, the same run, is walked by
+tests/unit/test_workflows.py: act runs the nested reusable workflows of only one of two such calls.)
 
 - a pull request: both validate, train and gate; two sticky comments, one per folder; the second folder is an
   adopter's shape (joblib model, the paired bootstrap and fairness, so its gate needs its own gate inputs);
@@ -38,24 +40,22 @@ from .test_ml_pipeline import (
 pytestmark = pytest.mark.e2e
 
 SECOND = "teams/fraud"  # not models/: the root model's .gitignore ignores its output folder
-WORKFLOW = ".github/workflows/models.yml"
 
 
 def scaffold_two(path: Path, first: str, second: str) -> dict[str, str]:
-    """`leanops init` at the root, then `leanops init teams/fraud` (one more model), as text; the two caller
-    workflows init wrote become one workflow with a job per folder (the same run)."""
+    """`leanops init` at the root, then `leanops init teams/fraud` (one more model), as text."""
     subprocess.run(["git", "init", "-q", str(path)], check=True)
     assert cli.main(["init", str(path), "--data", str(CHURN), "--model-name", first]) == 0
     assert cli.main(["init", str(path / SECOND), "--data", str(CHURN), "--model-name", second]) == 0
     files = {p.relative_to(path).as_posix(): p.read_text() for p in sorted(path.rglob("*"))
              if p.is_file() and ".git" not in p.relative_to(path).parts[:1]}
-    root_wf = yaml.safe_load(files.pop(".github/workflows/ml-pipeline.yml"))
-    other_wf = yaml.safe_load(files.pop(f".github/workflows/ml-pipeline-{second}.yml"))
-    assert other_wf["jobs"]["pipeline"]["with"]["working-directory"] == SECOND
-    caller = {"name": "models", "on": root_wf.pop(True), "permissions": {},
-              "jobs": {"first": root_wf["jobs"]["pipeline"], "second": other_wf["jobs"]["pipeline"]}}
-    files[WORKFLOW] = yaml.safe_dump(caller, sort_keys=False)
+    wf = yaml.safe_load(files[f".github/workflows/ml-pipeline-{second}.yml"])
+    assert wf["jobs"]["pipeline"]["with"]["working-directory"] == SECOND
     return files
+
+
+def workflows(second: str) -> list[str]:
+    return [".github/workflows/ml-pipeline.yml", f".github/workflows/ml-pipeline-{second}.yml"]
 
 
 def adopt(files: dict[str, str], folder: str, change) -> dict[str, str]:  # type: ignore[no-untyped-def]
@@ -72,16 +72,20 @@ def test_two_model_folders_on_one_pull_request(harness, tmp_path: Path) -> None:
                   lambda f: with_predictions(with_joblib(f)))
     name = f"example/models-{suffix}"
     repo = make_repo(tmp_path / "repo", files, origin=f"https://github.com/{name}.git")
+    out = ""
     with Recorder() as rec:
         rec.fake.add_pull_request(NUMBER)
-        run = ActRun(repo=repo, event="pull_request", event_file=pull_request_event(tmp_path / "event.json", name),
-                     workflow=WORKFLOW, env={"GITHUB_API_URL": rec.url}, secrets={"GITHUB_TOKEN": "ghs_e2e_token"})
-        res = harness.run(run, log=tmp_path / "act.log")
-        out = res.stdout + res.stderr
+        for i, workflow in enumerate(workflows(f"fraud-{suffix}")):
+            run = ActRun(repo=repo, event="pull_request", workflow=workflow,
+                         event_file=pull_request_event(tmp_path / "event.json", name),
+                         env={"GITHUB_API_URL": rec.url}, secrets={"GITHUB_TOKEN": "ghs_e2e_token"})
+            res = harness.run(run, log=tmp_path / f"act-{i}.log")
+            assert res.returncode == 0, (workflow, (res.stdout + res.stderr)[-10000:])
+            out += res.stdout + res.stderr
         comments = rec.fake.comments_on(NUMBER)
-    assert res.returncode == 0, out[-10000:]
     assert "Conflict" not in out and "not found in this workflow run" not in out
     assert out.count("Running stage 'train'") == 2, out[-10000:]
+    assert "workdir=teams/fraud" in out
     assert "gate-metrics: 2 gates passed" in out and "gate-metrics: 4 gates passed" in out, out[-10000:]
     by_marker = {c["body"].split("\n", 1)[0]: c["body"] for c in comments}
     assert set(by_marker) == {"<!-- leanops:gate-metrics -->", "<!-- leanops:gate-metrics-teams-fraud -->"}
@@ -117,11 +121,14 @@ def test_two_model_folders_on_one_push_deploy_two_models(harness, mlflow_server:
     name = f"example/models-{suffix}"
     repo = make_repo(tmp_path / "repo", files, origin=f"https://github.com/{name}.git")
     try:
-        run = ActRun(repo=repo, event="push", event_file=push_event(tmp_path / "event.json", name), workflow=WORKFLOW,
-                     secrets={"GITHUB_TOKEN": "ghs_e2e_token", "MLFLOW_TRACKING_URI": mlflow_server})
-        res = harness.run(run, log=tmp_path / "act.log")
-        out = res.stdout + res.stderr
-        assert res.returncode == 0, out[-10000:]
+        out = ""
+        for i, workflow in enumerate(workflows(models[SECOND])):
+            run = ActRun(repo=repo, event="push", event_file=push_event(tmp_path / "event.json", name),
+                         workflow=workflow, secrets={"GITHUB_TOKEN": "ghs_e2e_token",
+                                                     "MLFLOW_TRACKING_URI": mlflow_server})
+            res = harness.run(run, log=tmp_path / f"act-{i}.log")
+            assert res.returncode == 0, (workflow, (res.stdout + res.stderr)[-10000:])
+            out += res.stdout + res.stderr
         assert "Conflict" not in out and "not found in this workflow run" not in out
         client = MlflowClient(mlflow_server, registry_uri=mlflow_server)
         images = set()

@@ -842,7 +842,8 @@ def test_a_job_that_did_not_run_has_empty_outputs_under_act_too() -> None:
         call = ((doc.get(True) or {}).get("workflow_call") or {}) if isinstance(doc.get(True), dict) else {}
         inputs = {k: (spec or {}).get("default", "") for k, spec in (call.get("inputs") or {}).items()}
         for job_id, job, needs in jobs_in_order(doc):
-            ctx = {"inputs": inputs, "steps": {st["id"]: {"outputs": {}} for st in job.get("steps") or [] if "id" in st},
+            steps = {st["id"]: {"outputs": {}} for st in job.get("steps") or [] if "id" in st}
+            ctx = {"inputs": inputs, "steps": steps,
                    "needs": {n: {"outputs": {}} for n in needs},
                    "github": {"__open__": True}, "runner": {"__open__": True}, "strategy": {"job-index": 0}}
             for name, value in (job.get("outputs") or {}).items():

@@ -188,11 +188,11 @@ def test_select_reads_only_its_own_model_folders_legs(tmp_path: Path, monkeypatc
     monkeypatch.setenv("GITHUB_WORKSPACE", str(tmp_path))
     root = project(tmp_path)
     results = tmp_path / "results"
-    for name, folder, auc in [("leanops-train-0", ".", 0.70), ("leanops-train-models-x-0", "models/x", 0.99)]:
+    for name, folder, auc in [("leanops-train-0", "", 0.70), ("leanops-train-models-x-0", "-models-x", 0.99)]:
         (results / name).mkdir(parents=True)
         (results / name / "result.json").write_text(json.dumps({
             "skipped": False, "run-id": f"run-{auc}", "model-uri": "models:/m/1", "model-version": "1",
-            "metrics": {"roc_auc": auc}, "cache-key": "k", "param-overrides": {}, "model-folder": folder}))
+            "metrics": {"roc_auc": auc}, "cache-key": "k", "param-overrides": {}, "artifact-suffix": folder}))
     monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
     monkeypatch.chdir(root)
     assert cli.main(["train-with-cache", "select", "--results", str(results)]) == 0

@@ -194,10 +194,12 @@ def cmd_select(s: Settings, results_dir: str) -> int:
         except (OSError, json.JSONDecodeError) as exc:
             raise BadInput(f"not a result file ({exc})", file=str(f)) from None
     # another model folder's legs of the same run (the root's artifact pattern also matches theirs): not ours
-    here = gh.workspace_path(s.root)
-    legs = [leg for leg in legs if leg.get("model-folder", here) == here]
+    # (the suffix, not a path: off a runner it is "" however the legs' folders are named)
+    here = gh.artifact_suffix(s.root)
+    legs = [leg for leg in legs if leg.get("artifact-suffix", here) == here]
     if not legs:
-        raise BadInput(f"results: no result.json of {here} under {folder}; expected the matrix legs' results")
+        raise BadInput(f"results: no result.json of {gh.workspace_path(s.root)} under {folder}; expected the "
+                       "matrix legs' results")
     scored = [leg for leg in legs if s.select_metric in (leg.get("metrics") or {})]
     if not scored:
         raise BadInput(f"select-metric: no leg reported {s.select_metric!r}; "

@@ -59,7 +59,7 @@ def finish(s: Settings, o: Outcome, seconds: float, *, reason: str = "", refresh
     gh.set_output("tracking", "local" if o.local_store else "server")
     result = {**o.outputs(), "metrics": o.metrics, "tracking-uri": tracking.mask_uri(o.tracking_uri),
               "select-metric": s.select_metric, "select-direction": s.select_direction,
-              "param-overrides": s.overrides, "model-folder": gh.workspace_path(s.root)}
+              "param-overrides": s.overrides, "artifact-suffix": gh.artifact_suffix(s.root)}
     atomic_write_json(s.root / RESULT_FILE, result)
     gh.set_output("result-file", str(s.root / RESULT_FILE))
     head = f"skipped: {reason or 'nothing changed'}" if o.skipped else "trained and registered"

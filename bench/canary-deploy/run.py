@@ -1,11 +1,12 @@
 """canary-deploy on the real engine, in trials: is the verdict right under noise, and how fast is a bad canary out?
 
     uv run --frozen --all-extras python bench/canary-deploy/run.py [--trials 5] [--window 10] [--rate 50]
-                                                                    [--no-busy] [--json PATH]
+                                                                    [--no-busy] [--bursts S] [--json PATH]
 
 Builds the test model images of tests/e2e/test_canary_deploy.py (real MLflow models, through build-push-image),
 deploys a stable behind the nginx router and, while a load generator sends ``--rate`` requests per second through
-the router and a background process keeps about one core busy (``--no-busy``: not), runs ``--trials`` deploys of
+the router and a background process keeps about one core busy (``--no-busy``: not; ``--bursts S``: a
+second one is busy and idle by turns of S seconds, a host whose load changes during a deploy), runs ``--trials`` deploys of
 each kind with the adopter template's limits (templates/project/leanops.yml, none of the bench's own) and the
 steps 10%, 50%, 100% of ``--window`` seconds:
 
@@ -26,12 +27,15 @@ the base image (``leanops act --prepare``).
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import signal
 import statistics
+import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -49,6 +53,7 @@ from tests.e2e.test_canary_deploy import (  # noqa: E402
     template_limits,
     wait_router,
 )
+from tests.services import stop_process_group  # noqa: E402
 
 from leanops.fsutil import atomic_write_json  # noqa: E402
 from leanops.tools.harness import ensure_base_image, ensure_registry  # noqa: E402
@@ -73,6 +78,21 @@ def stable_median_seconds(port: int, rate: float) -> float:
     return float(statistics.median(r[1] for r in rows[-300:]))
 
 
+@contextlib.contextmanager
+def bursts(seconds: float) -> Iterator[None]:
+    """A process busy for ``seconds``, then idle as long, and so on: the host's load changes during a deploy (a
+    CI job starting beside the model, a batch job), so a reference measured at one time and the canary at
+    another see different hosts."""
+    code = (f"import time\nwhile True:\n    end = time.monotonic() + {seconds}\n"
+            f"    while time.monotonic() < end: pass\n    time.sleep({seconds})\n")
+    proc = subprocess.Popen([sys.executable, "-c", code], start_new_session=True)
+    try:
+        yield
+    finally:
+        stop_process_group(proc.pid, wait=5)
+        proc.wait(timeout=10)
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--trials", type=int, default=5, help="deploys of each kind (5)")
@@ -80,6 +100,9 @@ def main() -> int:
     ap.add_argument("--rate", type=float, default=50.0, help="client requests per second (50)")
     ap.add_argument("--kinds", default=",".join(KINDS), help=f"which kinds ({','.join(KINDS)})")
     ap.add_argument("--no-busy", action="store_true", help="no background process keeping a core busy")
+    ap.add_argument("--bursts", type=float, default=0.0,
+                    help="also a second process busy and idle by turns, this many seconds each (a host whose load "
+                    "changes during a deploy); 0: none")
     ap.add_argument("--json", default="", help="write every deploy's figures here")
     ap.add_argument("--keep", action="store_true", help="keep the images")
     a = ap.parse_args()
@@ -99,6 +122,7 @@ def main() -> int:
 
     def save(*, complete: bool) -> None:
         atomic_write_json(a.json, {"trials": a.trials, "window": a.window, "rate": a.rate, "busy": not a.no_busy,
+                                   "bursts": a.bursts,
                                    "rows": rows, "complete": complete})
     images: dict[str, str] = {}
     cleanup_deployment(NAME)
@@ -114,7 +138,7 @@ def main() -> int:
         wait_router(f"http://127.0.0.1:{port}/leanops/router/health")
         from contextlib import nullcontext
 
-        with nullcontext() if a.no_busy else busy_core():
+        with nullcontext() if a.no_busy else busy_core(), nullcontext() if not a.bursts else bursts(a.bursts):
             # +100% of the stable's median as the trials see it: under the same load and background process
             median = stable_median_seconds(port, a.rate / 10)
             BEHAVIOURS["slow-2x"] = {"mode": "slow", "delay": round(median, 4)}
@@ -150,7 +174,9 @@ def main() -> int:
             remove_images(images)
 
     print(f"\ncanary-deploy trials: {a.trials} per kind, windows of {a.window:g} s, {a.rate:g} requests/s through "
-          f"the router, {'no background load' if a.no_busy else 'one core kept busy'}, the template's limits\n")
+          f"the router, {'no background load' if a.no_busy else 'one core kept busy'}"
+          f"{f', a second process busy and idle by turns of {a.bursts:g} s' if a.bursts else ''}, the template's "
+          "limits\n")
     print("| canary | promoted | rolled back | windows to roll back (each deploy) | target | client errors |")
     print("|---|---|---|---|---|---|")
     for kind in kinds:

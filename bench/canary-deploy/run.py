@@ -7,8 +7,8 @@ Builds the test model images of tests/e2e/test_canary_deploy.py (real MLflow mod
 deploys a stable behind the nginx router and, while a load generator sends ``--rate`` requests per second through
 the router and a background process keeps about one core busy (``--no-busy``: not; ``--bursts S``: a
 second one is busy and idle by turns of S seconds, a host whose load changes during a deploy), runs
-``--trials`` deploys of each kind with the adopter template's limits (templates/project/leanops.yml, none of the bench's own) and the
-steps 10%, 50%, 100% of ``--window`` seconds:
+``--trials`` deploys of each kind with the adopter template's limits (templates/project/leanops.yml, none of
+the bench's own) and the steps 10%, 50%, 100% of ``--window`` seconds:
 
 - ``healthy``: the same model as the stable, rebuilt (another digest);
 - ``errors``: 5% of the requests answer 500;

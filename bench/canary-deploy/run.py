@@ -29,6 +29,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import json
+import os
 import signal
 import statistics
 import subprocess
@@ -76,6 +77,38 @@ def stable_median_seconds(port: int, rate: float) -> float:
                       "'http://127.0.0.1:8080/metrics/samples').read().decode())"])
     rows = json.loads(res.output.decode())["samples"]
     return float(statistics.median(r[1] for r in rows[-300:]))
+
+
+def timed_deploy(project: Path, *args: str) -> tuple[int, dict[str, str], list[tuple[float, str]]]:
+    """``leanops canary-deploy ARGS`` as ``deploy`` runs it, each line of its progress with the monotonic time it
+    was printed: a client error is placed among the controller's steps (which reload, which turn, the promotion)."""
+    out = project / f"out-{time.monotonic_ns()}"
+    out.write_text("")
+    env = dict(os.environ, GITHUB_OUTPUT=str(out), GITHUB_STEP_SUMMARY=os.devnull, PYTHONUNBUFFERED="1")
+    env.pop("GITHUB_ACTIONS", None)
+    proc = subprocess.Popen([sys.executable, "-m", "leanops", "canary-deploy", *args], cwd=project, env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    lines: list[tuple[float, str]] = []
+    assert proc.stdout is not None
+    for line in proc.stdout:
+        lines.append((time.monotonic(), line.rstrip()))
+    rc = proc.wait(timeout=600)
+    outputs = dict(line.split("=", 1) for line in out.read_text().splitlines() if "=" in line)
+    return rc, outputs, lines
+
+
+def failure_detail(failures: list[tuple[float, object]], lines: list[tuple[float, str]],
+                   t0: float) -> dict[str, object]:
+    """The client errors of one deploy: how many of each kind, when (seconds from the deploy's start), and the
+    progress lines printed from 5 s before the first to 1 s after the last."""
+    if not failures:
+        return {}
+    kinds: dict[str, int] = {}
+    for _, status in failures:
+        kinds[str(status)] = kinds.get(str(status), 0) + 1
+    first, last = min(t for t, _ in failures), max(t for t, _ in failures)
+    return {"kinds": kinds, "first_s": round(first - t0, 2), "last_s": round(last - t0, 2),
+            "log": [f"{t - t0:7.2f} {text}" for t, text in lines if first - 5 <= t <= last + 1]}
 
 
 @contextlib.contextmanager
@@ -151,19 +184,25 @@ def main() -> int:
                     with Load(f"http://127.0.0.1:{port}/predict", rate=a.rate) as load:
                         time.sleep(1)
                         t0 = time.monotonic()
-                        res, outputs, _ = deploy(project, "--image", images[kind], "--steps", steps,
-                                                 "--report-file", f"report-{kind}.json", *common)
+                        rc, outputs, lines = timed_deploy(project, "--image", images[kind], "--steps", steps,
+                                                          "--report-file", f"report-{kind}.json", *common)
                         took = time.monotonic() - t0
                         time.sleep(1)
                     report = json.loads((project / f"report-{kind}.json").read_text())
-                    verdict = outputs.get("verdict", f"exit {res.returncode}")
+                    verdict = outputs.get("verdict", f"exit {rc}")
+                    detail = failure_detail(load.failures, lines, t0)
                     rows.append({"trial": trial + 1, "kind": kind, "verdict": verdict,
                                  "windows": report.get("windows"), "rollback_s": report.get("rollback_seconds"),
                                  "deploy_s": round(took, 1), "client_requests": len(load.results),
-                                 "client_errors": len(load.failures), "reason": report.get("reason", ""),
+                                 "client_errors": len(load.failures), "client_error_detail": detail,
+                                 "reason": report.get("reason", ""),
                                  "steps": report.get("steps", [])})
                     print(f"  {verdict} after {report.get('windows')} windows: {report.get('reason', '')}",
                           file=sys.stderr, flush=True)
+                    if detail:
+                        print(f"  {len(load.failures)} client errors {detail['kinds']} from {detail['first_s']} s "
+                              f"to {detail['last_s']} s:\n    " + "\n    ".join(detail["log"]), file=sys.stderr,
+                              flush=True)
                     if a.json:  # after every deploy: a long run cut short keeps what it measured
                         save(complete=False)
                     if verdict == "promoted":  # the stable again, for the next deploy

@@ -287,9 +287,8 @@ class Scripted:
         self.events: list[str] = []
         self.rng = random.Random(11)
         self.weight = 0
-        # the stable (or the baseline) alone at the whole load, the canary idle: that role's traffic
-        self.alone: dict[str, dict] = {"stable": {"n": 600}, "baseline": {"n": 600}}
-        self.alone_role = "stable"
+        # the stable alone at the whole load, the canary idle (a target that cannot mirror): its traffic
+        self.alone: dict = {"n": 600}
         self.traffic("stable", 500)  # the stable's life before the deploy
 
     def traffic(self, role: str, n: int, errors: int = 0, latency: float = 0.010, p1: float = 0.3) -> None:
@@ -341,9 +340,9 @@ class Scripted:
         return snap
 
     def canary_problem(self) -> str:  # called once per window (window 0.01 s, poll 1 s)
-        if self.weight == 0:  # the window before the canary takes traffic: the stable (or baseline) alone
+        if self.weight == 0:  # the window before the canary takes traffic: the stable alone
             self.events.append("alone")
-            self.traffic(self.alone_role, **self.alone[self.alone_role])
+            self.traffic("stable", **self.alone)
             return ""
         spec = self.windows.pop(0) if self.windows else "exhausted"
         self.events.append("window")
@@ -463,48 +462,69 @@ class StableAloneQueues(Scripted):
 
     def __init__(self, windows: list[dict | str]) -> None:
         super().__init__(windows)
-        self.alone["stable"] = {"n": 600, "latency": 0.060}
+        self.alone = {"n": 600, "latency": 0.060}
 
     def start_canary(self, entry: Entry) -> str:
         self.traffic("stable", 600, latency=0.500)
         return super().start_canary(entry)
 
 
-class YoungContainersSlower(WithBaseline):
-    """A busy host where the old stable is quick alone at the whole load (10 ms) and a container as young as the
-    canary, of the stable's image, is not (60 ms): the baseline takes the whole load for the reference."""
+class Mirrors(WithBaseline):
+    """The Docker target's router at 100%: the canary answers every request and the baseline gets a copy of each
+    (``mirrors_full``); a window's spec says how each side fared on them."""
 
-    def __init__(self, windows: list[dict | str]) -> None:
-        super().__init__(windows)
-        self.alone = {"stable": {"n": 600, "latency": 0.010}, "baseline": {"n": 600, "latency": 0.060}}
-
-    def route_alone(self) -> str:
-        self.events.append("baseline alone")
-        self.alone_role = "baseline"
-        return "baseline"
+    mirrors_full = True
 
 
-def test_a_100_percent_step_is_compared_with_one_container_alone_at_the_whole_load() -> None:
+def test_a_100_percent_step_without_mirroring_is_compared_with_the_stable_alone_before() -> None:
     from leanops.canary_deploy.controller import Controller
 
     s = Settings(steps=[Step(10, 0.01), Step(100, 0.01)])
     healthy_full = {"canary": {"n": 600, "latency": 0.060}, "stable": {"n": 0}}
     slow_full = {"canary": {"n": 600, "latency": 0.120}, "stable": {"n": 0}}
-    # without a baseline: the stable alone, once the canary is warm and idle (not while it started: 500 ms)
-    for cls, role in ((StableAloneQueues, "stable"), (YoungContainersSlower, "baseline")):
-        target = cls([HEALTHY_UNDER_LOAD, healthy_full])
-        report = Controller(target, s, "churn").deploy("r/x@" + DIGEST_B, "abc")
-        assert report.verdict == "promoted", (cls.__name__, report.reason)
-        assert [(r["step"], r["verdict"], r["against"]) for r in report.steps] == [
-            (1, "pass", role), (2, "pass", f"the {role} alone before the canary")]
-        assert report.reference["role"] == role and report.reference["requests"] == 600
-        assert 40 < report.reference["median_ms"] < 90, report.reference
-        assert "alone" in target.events and target.events.index("alone") < target.events.index("weight 10")
-        # twice as slow as the one alone, it is not promoted
-        report = Controller(cls([HEALTHY_UNDER_LOAD] + [slow_full] * 2), s, "churn").deploy("r/x@" + DIGEST_B, "abc")
-        assert report.verdict == "rolled-back" and f"vs the {role} alone before the canary" in report.reason, \
-            (cls.__name__, report.reason)
-    assert target.events[:5] == ["start", "warm-up 10", "baseline alone", "alone", "weight 10"], target.events
+    # the stable alone, once the canary is warm and idle (not while it started: 500 ms)
+    target = StableAloneQueues([HEALTHY_UNDER_LOAD, healthy_full])
+    report = Controller(target, s, "churn").deploy("r/x@" + DIGEST_B, "abc")
+    assert report.verdict == "promoted", report.reason
+    assert [(r["step"], r["verdict"], r["against"]) for r in report.steps] == [
+        (1, "pass", "stable"), (2, "pass", "the stable alone before the canary")]
+    assert report.reference["role"] == "stable" and report.reference["requests"] == 600
+    assert not report.reference["mirror"] and 40 < report.reference["median_ms"] < 90, report.reference
+    assert target.events[:4] == ["start", "warm-up 10", "alone", "weight 10"], target.events
+    assert "the stable alone at the whole load" in summary(report)
+    # twice as slow as the one alone, it is not promoted
+    report = Controller(StableAloneQueues([HEALTHY_UNDER_LOAD] + [slow_full] * 2), s, "churn").deploy(
+        "r/x@" + DIGEST_B, "abc")
+    assert report.verdict == "rolled-back" and "vs the stable alone before the canary" in report.reason, report.reason
+
+
+def test_a_100_percent_step_is_compared_with_the_baseline_mirrored_the_same_requests() -> None:
+    """The baseline takes a copy of every request the canary answers, in the same window: a host that got busier
+    during the step slows both alike. Against the stable alone before the step (a reference measured at another
+    time), the same healthy canary was rolled back."""
+    from leanops.canary_deploy.controller import Controller
+
+    s = Settings(steps=[Step(10, 0.01), Step(100, 0.01)])
+    # the host got busier at 100%: the healthy canary and its mirrored baseline both at 60 ms
+    busier = {"canary": {"n": 600, "latency": 0.060}, "stable": {"n": 0}, "baseline": {"n": 600, "latency": 0.060}}
+    slow = {"canary": {"n": 600, "latency": 0.120}, "stable": {"n": 0}, "baseline": {"n": 600, "latency": 0.060}}
+    target = Mirrors([HEALTHY_UNDER_LOAD, busier])
+    report = Controller(target, s, "churn").deploy("r/x@" + DIGEST_B, "abc")
+    assert report.verdict == "promoted", report.reason
+    assert [(r["step"], r["verdict"], r["against"], r["stable_requests"]) for r in report.steps] == [
+        (1, "pass", "baseline", 60), (2, "pass", "baseline (mirrored)", 600)]
+    assert "alone" not in target.events and target.events[:3] == ["start", "warm-up 10", "weight 10"]
+    assert report.reference == {"role": "baseline", "mirror": True, "requests": 600,
+                                "median_ms": report.reference["median_ms"]}
+    assert 40 < report.reference["median_ms"] < 90 and "a copy of every request" in summary(report)
+    # the stable alone before the step (10 ms, a quieter host then) would have rolled the same canary back
+    quiet_before = StableAloneQueues([HEALTHY_UNDER_LOAD, busier, busier])
+    quiet_before.alone = {"n": 600, "latency": 0.010}
+    report = Controller(quiet_before, s, "churn").deploy("r/x@" + DIGEST_B, "abc")
+    assert report.verdict == "rolled-back" and "vs the stable alone before the canary" in report.reason
+    # twice as slow as its mirrored baseline, it is rolled back
+    report = Controller(Mirrors([HEALTHY_UNDER_LOAD, slow, slow]), s, "churn").deploy("r/x@" + DIGEST_B, "abc")
+    assert report.verdict == "rolled-back" and "vs baseline (mirrored)" in report.reason, report.reason
 
 
 def test_without_a_100_percent_step_there_is_no_reference_window() -> None:
@@ -549,6 +569,12 @@ def test_router_conf_weights_and_weight_zero_left_out() -> None:
     assert "leanops-x-bbb" not in only
     with pytest.raises(ValueError):
         render_conf([("a", 0)])
+    # a 100% step: the canary answers, the baseline gets a copy of each request through an internal location
+    mirrored = render_conf([("leanops-x-aaa", 0), ("leanops-x-bbb", 100)], mirror="leanops-x-base")
+    assert "upstream leanops_mirror {\n    server leanops-x-base:8080;" in mirrored
+    assert "mirror /leanops/router/mirror;" in mirrored.split("location / {")[1]
+    assert re.search(r"location = /leanops/router/mirror \{\s+internal;", mirrored)
+    assert "mirror" not in conf and "leanops-x-base" not in render_conf([("leanops-x-bbb", 100)])
     assert router_recipe_hash("debian:bookworm-slim") != router_recipe_hash("other:1")
     dockerfile = (ROOT / "scripts/leanops/canary_deploy/router/Dockerfile").read_text()
     assert "ARG BASE_IMAGE=debian:bookworm-slim" in dockerfile and "apt-get install" in dockerfile

@@ -64,7 +64,7 @@ class Target(Protocol):
     def promote(self) -> None: ...
     def switch_to(self, entry: Entry) -> None: ...
     # optional: warm_up(requests) -> int (requests answered 200)
-    # optional: route_alone() -> str (the role now taking the whole load alone, "" when none: the stable does)
+    # optional: mirrors_full = True (at 100% the baseline, else the stable, gets a copy of every request)
 
 
 @dataclass
@@ -124,7 +124,6 @@ class Controller:
         self.s = settings
         self.name = name
         self.failed_checks = 0
-        self.alone_role = "stable"  # who took the whole load alone for the 100% step's reference
 
     # ------------------------------------------------------------------ deploy
 
@@ -200,36 +199,35 @@ class Controller:
                 "(not part of any window)")
 
     def _alone(self, report: Report) -> tuple[Stats | None, str]:
-        """What a 100% step compares with: one container alone at the whole load for one window of that step,
-        once the canary has started and warmed up and sits idle (same host, same containers, same load).
-
-        The baseline when there is one: the router gives it the whole load for that window. It is the stable's
-        model in a container as young and as warm as the canary's; an older container is faster under the same
-        load on a busy host (measured: the stable alone 11 ms, a fresh container of its image 27 ms at 10%, a
-        healthy canary 36-41 ms at 100%: rolled back against the stable). Without a baseline, the stable alone.
-        Measured while the canary's container starts instead, the reference is slow (the stable's median 188 ms,
-        up to 3.9 s: a canary twice as slow passed). None (and no wait) without a 100% step; the reason when the
+        """What a 100% step compares with on a target that cannot mirror the requests (Kubernetes): the stable
+        alone at the whole load for one window of that step, once the canary has started and warmed up and sits
+        idle. Measured while the canary's container starts instead, the reference is slow (the stable's median
+        188 ms, up to 3.9 s: a canary twice as slow passed); measured at another time than the canary, it sees
+        another host (x2.01 and x1.65 for a healthy canary against a reference 45 s older, while other work
+        shared the cores). The Docker target mirrors every request to the baseline at 100% instead (``mirrors_full``):
+        the same requests at the same time. None (and no wait) then, or without a 100% step; the reason when the
         canary stops meanwhile."""
         t = self.target
         full_steps = [st for st in self.s.steps if st.weight >= 100]
-        if not full_steps or t.dry_run:
+        if not full_steps or t.dry_run or self._mirrors():
             return None, ""
-        route = getattr(t, "route_alone", None)
-        role = (route() if route is not None and self._has_baseline() else "") or "stable"
         seconds = full_steps[0].window
         t0 = time.monotonic()
-        before = t.scrape(role)
+        before = t.scrape("stable")
         why = self._wait(seconds)
-        after = t.scrape(role)
+        after = t.scrape("stable")
         if why or before is None or after is None:
             return None, why
         full = window(before, after)
-        self.alone_role = role
-        report.reference = {"role": role, "requests": full.requests, "median_ms": _num(full.median * 1000, 2),
-                            "seconds": round(time.monotonic() - t0, 2)}
-        gh.step(f"the {role} alone at the whole load for {seconds:g}s, the canary idle (the 100% step's reference): "
+        report.reference = {"role": "stable", "mirror": False, "requests": full.requests,
+                            "median_ms": _num(full.median * 1000, 2), "seconds": round(time.monotonic() - t0, 2)}
+        gh.step(f"the stable alone at the whole load for {seconds:g}s, the canary idle (the 100% step's reference): "
                 f"{full.requests:.0f} requests, median {full.median * 1000:.1f} ms")
         return full, ""
+
+    def _mirrors(self) -> bool:
+        """At 100% the target sends the baseline (else the stable) a copy of every request the canary answers."""
+        return bool(getattr(self.target, "mirrors_full", False))
 
     def _has_baseline(self) -> bool:
         return bool(getattr(self.target, "has_baseline", False)) and not self.target.dry_run
@@ -274,6 +272,10 @@ class Controller:
                     canary = window(before, after_c)
                     stable, same_window, against = self._reference(starts, (before_s, after_s), (before_b, after_b),
                                                                    full if step.weight >= 100 else None)
+                    if step.weight >= 100 and same_window and self._mirrors():  # a copy of each request it answered
+                        against = f"{against} (mirrored)"
+                        report.reference = {"role": against.split()[0], "mirror": True, "requests": stable.requests,
+                                            "median_ms": _num(stable.median * 1000, 2)}
                     if carried is not None:
                         canary = carried[0] + canary
                         if same_window and carried[1] is not None and carried[2] == against:
@@ -328,13 +330,13 @@ class Controller:
         baseline takes no traffic (100%), its earlier windows; without a baseline, the stable's (same window, else
         this deployment's windows, else its life).
 
-        A 100% step (``full``): the canary takes the whole load, which no container took beside it; it is compared
-        with the baseline (else the stable) alone at the whole load, in a window after the canary started and
-        warmed up and before it took traffic (``_alone``). Against the baseline's windows at half the load or
-        less, a healthy canary on a busy host queues at twice their rate and looks slow (measured: 300 ms against
-        87 ms, rolled back)."""
+        A 100% step: on a target that mirrors (``mirrors_full``) the baseline (else the stable) got a copy of every
+        request in the same window: the usual same-window comparison. Else (``full``) the stable alone at the whole
+        load before the canary took traffic (``_alone``). Never the baseline's windows at half the load or less: a
+        healthy canary on a busy host queues at twice their rate and looks slow (measured: 300 ms against 87 ms,
+        rolled back)."""
         if full is not None and full.requests >= self.s.thresholds.min_requests:
-            return full, False, f"the {self.alone_role} alone before the canary"
+            return full, False, "the stable alone before the canary"
         b_before, b_after = baseline
         if b_after is not None:
             stats = window(b_before, b_after)

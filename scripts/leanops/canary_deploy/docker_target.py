@@ -76,12 +76,36 @@ WARM = ("import json, os, sys, urllib.request\n"
 SAMPLES_PATH = "/metrics/samples"
 
 
-def render_conf(backends: list[tuple[str, int]]) -> str:
-    """The router's nginx configuration: one upstream with the weighted model containers (weight 0: left out)."""
+def render_conf(backends: list[tuple[str, int]], mirror: str = "") -> str:
+    """The router's nginx configuration: one upstream with the weighted model containers (weight 0: left out).
+
+    ``mirror``: a container that also gets a copy of every request (nginx's ``mirror``; its answer is discarded,
+    the client gets the weighted backends'). A 100% step mirrors the whole load to the baseline, so the two take
+    the same requests at the same time on the same host."""
     servers = [(host, w) for host, w in backends if w > 0]
     if not servers:
         raise ValueError("at least one backend with a weight above 0")
     lines = [f"    server {host}:{PORT} weight={w} max_fails=1 fail_timeout=5s;" for host, w in servers]
+    copy = [
+        "upstream leanops_mirror {",
+        f"    server {mirror}:{PORT};",
+        "    keepalive 32;",
+        "    keepalive_timeout 30s;",
+        "}",
+    ] if mirror else []
+    mirrored = [
+        "    # a copy of every request, answer discarded: what the canary takes, the baseline takes too",
+        "    location = /leanops/router/mirror {",
+        "        internal;",
+        "        proxy_pass http://leanops_mirror$request_uri;",
+        "        proxy_http_version 1.1;",
+        "        proxy_set_header Connection \"\";",
+        "        proxy_set_header Host $host;",
+        "        proxy_next_upstream off;",
+        "        proxy_connect_timeout 2s;",
+        "        proxy_read_timeout 30s;",
+        "    }",
+    ] if mirror else []
     return "\n".join([
         "# written by leanops canary-deploy; weights in percent",
         "upstream leanops_model {",
@@ -89,6 +113,7 @@ def render_conf(backends: list[tuple[str, int]]) -> str:
         "    keepalive 32;",
         "    keepalive_timeout 30s;  # below the model server's keep-alive (serve: 75 s): nginx closes idle first",
         "}",
+        *copy,
         "server {",
         f"    listen {PORT};",
         "    client_max_body_size 20m;",
@@ -96,7 +121,9 @@ def render_conf(backends: list[tuple[str, int]]) -> str:
         "    # the model servers' metrics and readiness details stay inside the network (leanops reads them in each",
         "    # container); matched on the normalised path (decoded, slashes merged), so /%6detrics or //ready too",
         "    location ~ ^/(metrics|ready|openapi\\.json|docs|redoc)(/|$) { return 404; }",
+        *mirrored,
         "    location / {",
+        *(["        mirror /leanops/router/mirror;"] if mirror else []),
         "        proxy_pass http://leanops_model;",
         "        proxy_http_version 1.1;",
         "        proxy_set_header Connection \"\";",
@@ -469,12 +496,13 @@ class DockerTarget:
             time.sleep(0.3)
         raise InfraError(f"router did not start: {self.problem(self.router_name) or 'nginx -t failed'}")
 
-    def set_backends(self, backends: list[tuple[str, int]]) -> None:
-        """Write the weights, check them with ``nginx -t`` and reload gracefully; the old file stays on failure."""
+    def set_backends(self, backends: list[tuple[str, int]], mirror: str = "") -> None:
+        """Write the weights (and the container that gets a copy of every request, if any), check them with
+        ``nginx -t`` and reload gracefully; the old file stays on failure."""
         router = self._get(self.router_name)
         if router is None:
             raise InfraError(f"router {self.router_name} is gone")
-        conf = render_conf(backends).encode()
+        conf = render_conf(backends, mirror).encode()
         router.put_archive(STATE, _tar({f".{CONF}.new": conf}))
         check = (f"cp {STATE}/{CONF} {STATE}/.{CONF}.old 2>/dev/null || true; "
                  f"mv -f {STATE}/.{CONF}.new {STATE}/{CONF}; "
@@ -532,19 +560,17 @@ class DockerTarget:
                 self.baseline_name = ""
         return why
 
-    def route_alone(self) -> str:
-        """The whole load to the baseline for the 100% step's reference window (the canary idle, the stable
-        draining); the role that takes it, '' without a baseline. The next ``set_weight`` shares it again."""
-        if not self.baseline_name:
-            return ""
-        self.set_backends([(self.baseline_name, 100)])
-        return "baseline"
+    # a 100% step's reference takes the same requests at the same time: the router mirrors them (``set_weight``)
+    mirrors_full = True
 
     def set_weight(self, weight: int) -> None:
-        """The canary's share; the baseline takes as much (up to what is left), the stable the rest."""
+        """The canary's share; the baseline takes as much (up to what is left), the stable the rest. At 100% the
+        canary answers every request and the baseline (else the stable) gets a copy of each, its answer discarded:
+        the canary's reference at the whole load, on the same host at the same time."""
         base = min(weight, 100 - weight) if self.baseline_name else 0
+        mirror = (self.baseline_name or self.stable_name) if weight >= 100 else ""
         self.set_backends([(self.stable_name, 100 - weight - base), (self.baseline_name, base),
-                           (self.canary_name, weight)])
+                           (self.canary_name, weight)], mirror=mirror)
         self.weight = weight
 
     def canary_problem(self) -> str:

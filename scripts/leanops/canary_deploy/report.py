@@ -56,8 +56,13 @@ def summary(report: Report) -> str:
                  f"{w['seconds']:.1f} s before the canary took traffic (not part of any window).\n\n")
     if report.reference:
         r = report.reference
-        head += (f"The 100% step's reference: the {r['role']} alone at the whole load for {r['seconds']:.1f} s "
-                 f"with the canary idle, {r['requests']:.0f} requests, median {r['median_ms']} ms.\n\n")
+        if r.get("mirror"):
+            head += (f"The 100% step's reference: the router sent the {r['role']} a copy of every request the canary "
+                     f"answered (its answers discarded): the same requests at the same time on the same host; its "
+                     f"last window: {r['requests']:.0f} requests, median {r['median_ms']} ms.\n\n")
+        else:
+            head += (f"The 100% step's reference: the {r['role']} alone at the whole load for {r['seconds']:.1f} s "
+                     f"with the canary idle, {r['requests']:.0f} requests, median {r['median_ms']} ms.\n\n")
     if not report.steps:
         return head
     detail = metrics_table(report)

@@ -6,12 +6,15 @@
 - ``/metrics``, ``/ready`` and the schema paths answer 404 at the router, however the path is spelt, and never
   reach a backend;
 - a ``POST /predict`` that reached a backend which then failed is not sent to the other one (a 502), while one
-  whose backend refused the connection is sent once to the other (a 200).
+  whose backend refused the connection is sent once to the other (a 200);
+- by turns (a 100% step: the canary and its reference), the whole load goes to one backend on even seconds and
+  to the other on odd ones, each request to one of them.
 """
 
 from __future__ import annotations
 
 import json
+import time
 import urllib.error
 import urllib.request
 from collections.abc import Iterator
@@ -60,7 +63,8 @@ def router(harness) -> Iterator[Any]:  # type: ignore[no-untyped-def]
     target = DockerTarget(NAME, publish=str(port), router_base_image=base)  # a bare port, as most will write it
     _cleanup(client, target)
     target.ensure_network()
-    for role, script, mode in (("crash", BACKEND, "crash"), ("ok", BACKEND, "ok"), ("refuse", SILENT, "refuse")):
+    for role, script, mode in (("crash", BACKEND, "crash"), ("ok", BACKEND, "ok"), ("refuse", SILENT, "refuse"),
+                               ("copy", BACKEND, "copy")):
         client.containers.run(base, ["python3", "-c", script], name=f"{NAME}-{role}", detach=True,
                               network=target.network, environment={"MODE": mode}, labels={"io.leanops.test": NAME})
     try:
@@ -138,3 +142,27 @@ def test_a_prediction_whose_backend_refused_the_connection_goes_to_the_other(rou
     codes = [_request(router.url + "/predict", b"{}")[0] for _ in range(10)]
     assert codes == [200] * 10, codes
     assert len(_received(router, "ok")) - ok0 == 10
+
+
+
+def test_by_turns_the_whole_load_goes_to_one_backend_on_even_seconds_and_to_the_other_on_odd_ones(router: Any) -> None:
+    """A 100% step: the canary and its reference take the whole load by turns of a second, no reload between."""
+    router.set_backends([(f"{NAME}-ok", 100)], turns=(f"{NAME}-ok", f"{NAME}-copy"))
+    ok0, copy0 = len(_received(router, "ok")), len(_received(router, "copy"))
+    sent: list[tuple[float, str]] = []
+    end = time.time() + 4.2
+    while time.time() < end:
+        t = time.time()
+        code, body = _request(router.url + "/predict", json.dumps({"n": len(sent)}).encode())
+        assert code == 200, (code, body)
+        sent.append((t, json.loads(body)["backend"]))
+        time.sleep(0.03)
+    served, copied = len(_received(router, "ok")) - ok0, len(_received(router, "copy")) - copy0
+    assert served + copied == len(sent), "a request reached both backends, or none"
+    assert {b for _, b in sent} == {"ok", "copy"} and min(served, copied) >= 0.3 * len(sent), (served, copied)
+    # away from a second's edge (the client's clock and nginx's are the host's), even seconds are the first's
+    clear = [(t, b) for t, b in sent if 0.1 < t % 1 < 0.9]
+    wrong = [(t, b) for t, b in clear if b != ("ok" if int(t) % 2 == 0 else "copy")]
+    assert len(clear) > 40 and not wrong, wrong
+    router.set_backends([(f"{NAME}-ok", 100)])
+    assert [_request(router.url + "/predict", b"{}")[1] for _ in range(6)] == ['{"backend": "ok"}'] * 6

@@ -287,7 +287,7 @@ class Scripted:
         self.events: list[str] = []
         self.rng = random.Random(11)
         self.weight = 0
-        # the stable alone at the whole load, the canary idle (a target that cannot mirror): its traffic
+        # the stable alone at the whole load, the canary idle (a target without turns): its traffic
         self.alone: dict = {"n": 600}
         self.traffic("stable", 500)  # the stable's life before the deploy
 
@@ -469,14 +469,14 @@ class StableAloneQueues(Scripted):
         return super().start_canary(entry)
 
 
-class Mirrors(WithBaseline):
-    """The Docker target's router at 100%: the canary answers every request and the baseline gets a copy of each
-    (``mirrors_full``); a window's spec says how each side fared on them."""
+class ByTurns(WithBaseline):
+    """The Docker target's router at 100%: the canary and the baseline take the whole load by turns of a second
+    (``turns_full``); a window's spec says how each side fared in its turns."""
 
-    mirrors_full = True
+    turns_full = True
 
 
-def test_a_100_percent_step_without_mirroring_is_compared_with_the_stable_alone_before() -> None:
+def test_a_100_percent_step_without_turns_is_compared_with_the_stable_alone_before() -> None:
     from leanops.canary_deploy.controller import Controller
 
     s = Settings(steps=[Step(10, 0.01), Step(100, 0.01)])
@@ -489,7 +489,7 @@ def test_a_100_percent_step_without_mirroring_is_compared_with_the_stable_alone_
     assert [(r["step"], r["verdict"], r["against"]) for r in report.steps] == [
         (1, "pass", "stable"), (2, "pass", "the stable alone before the canary")]
     assert report.reference["role"] == "stable" and report.reference["requests"] == 600
-    assert not report.reference["mirror"] and 40 < report.reference["median_ms"] < 90, report.reference
+    assert not report.reference["turns"] and 40 < report.reference["median_ms"] < 90, report.reference
     assert target.events[:4] == ["start", "warm-up 10", "alone", "weight 10"], target.events
     assert "the stable alone at the whole load" in summary(report)
     # twice as slow as the one alone, it is not promoted
@@ -498,33 +498,33 @@ def test_a_100_percent_step_without_mirroring_is_compared_with_the_stable_alone_
     assert report.verdict == "rolled-back" and "vs the stable alone before the canary" in report.reason, report.reason
 
 
-def test_a_100_percent_step_is_compared_with_the_baseline_mirrored_the_same_requests() -> None:
-    """The baseline takes a copy of every request the canary answers, in the same window: a host that got busier
-    during the step slows both alike. Against the stable alone before the step (a reference measured at another
+def test_a_100_percent_step_is_compared_with_the_baseline_by_turns_in_the_same_window() -> None:
+    """The baseline takes the whole load every other second of the canary's window: a host that got busier during
+    the step slows both alike. Against the stable alone before the step (a reference measured at another
     time), the same healthy canary was rolled back."""
     from leanops.canary_deploy.controller import Controller
 
     s = Settings(steps=[Step(10, 0.01), Step(100, 0.01)])
-    # the host got busier at 100%: the healthy canary and its mirrored baseline both at 60 ms
+    # the host got busier at 100%: the healthy canary and the baseline in its turns both at 60 ms
     busier = {"canary": {"n": 600, "latency": 0.060}, "stable": {"n": 0}, "baseline": {"n": 600, "latency": 0.060}}
     slow = {"canary": {"n": 600, "latency": 0.120}, "stable": {"n": 0}, "baseline": {"n": 600, "latency": 0.060}}
-    target = Mirrors([HEALTHY_UNDER_LOAD, busier])
+    target = ByTurns([HEALTHY_UNDER_LOAD, busier])
     report = Controller(target, s, "churn").deploy("r/x@" + DIGEST_B, "abc")
     assert report.verdict == "promoted", report.reason
     assert [(r["step"], r["verdict"], r["against"], r["stable_requests"]) for r in report.steps] == [
-        (1, "pass", "baseline", 60), (2, "pass", "baseline (mirrored)", 600)]
+        (1, "pass", "baseline", 60), (2, "pass", "baseline (by turns)", 600)]
     assert "alone" not in target.events and target.events[:3] == ["start", "warm-up 10", "weight 10"]
-    assert report.reference == {"role": "baseline", "mirror": True, "requests": 600,
+    assert report.reference == {"role": "baseline", "turns": True, "requests": 600,
                                 "median_ms": report.reference["median_ms"]}
-    assert 40 < report.reference["median_ms"] < 90 and "a copy of every request" in summary(report)
+    assert 40 < report.reference["median_ms"] < 90 and "by turns of a second" in summary(report)
     # the stable alone before the step (10 ms, a quieter host then) would have rolled the same canary back
     quiet_before = StableAloneQueues([HEALTHY_UNDER_LOAD, busier, busier])
     quiet_before.alone = {"n": 600, "latency": 0.010}
     report = Controller(quiet_before, s, "churn").deploy("r/x@" + DIGEST_B, "abc")
     assert report.verdict == "rolled-back" and "vs the stable alone before the canary" in report.reason
-    # twice as slow as its mirrored baseline, it is rolled back
-    report = Controller(Mirrors([HEALTHY_UNDER_LOAD, slow, slow]), s, "churn").deploy("r/x@" + DIGEST_B, "abc")
-    assert report.verdict == "rolled-back" and "vs baseline (mirrored)" in report.reason, report.reason
+    # twice as slow as the baseline in its turns, it is rolled back
+    report = Controller(ByTurns([HEALTHY_UNDER_LOAD, slow, slow]), s, "churn").deploy("r/x@" + DIGEST_B, "abc")
+    assert report.verdict == "rolled-back" and "vs baseline (by turns)" in report.reason, report.reason
 
 
 def test_without_a_100_percent_step_there_is_no_reference_window() -> None:
@@ -569,12 +569,14 @@ def test_router_conf_weights_and_weight_zero_left_out() -> None:
     assert "leanops-x-bbb" not in only
     with pytest.raises(ValueError):
         render_conf([("a", 0)])
-    # a 100% step: the canary answers, the baseline gets a copy of each request through an internal location
-    mirrored = render_conf([("leanops-x-aaa", 0), ("leanops-x-bbb", 100)], mirror="leanops-x-base")
-    assert "upstream leanops_mirror {\n    server leanops-x-base:8080;" in mirrored
-    assert "mirror /leanops/router/mirror;" in mirrored.split("location / {")[1]
-    assert re.search(r"location = /leanops/router/mirror \{\s+internal;", mirrored)
-    assert "mirror" not in conf and "leanops-x-base" not in render_conf([("leanops-x-bbb", 100)])
+    # a 100% step: the canary and its reference by turns of a second (nginx's clock), the weights unused
+    by_turns = render_conf([("leanops-x-aaa", 0), ("leanops-x-bbb", 100)], turns=("leanops-x-bbb", "leanops-x-base"))
+    assert "upstream leanops_turn_0 {\n    server leanops-x-bbb:8080;" in by_turns
+    assert "upstream leanops_turn_1 {\n    server leanops-x-base:8080;" in by_turns
+    assert re.search(r'map \$msec \$leanops_turn \{\s+"~\[02468\]\\\." leanops_turn_0;\s+default leanops_turn_1;',
+                     by_turns)
+    assert "proxy_pass http://$leanops_turn;" in by_turns.split("location / {")[1]
+    assert "leanops_turn" not in conf and "proxy_pass http://leanops_model;" in conf
     assert router_recipe_hash("debian:bookworm-slim") != router_recipe_hash("other:1")
     dockerfile = (ROOT / "scripts/leanops/canary_deploy/router/Dockerfile").read_text()
     assert "ARG BASE_IMAGE=debian:bookworm-slim" in dockerfile and "apt-get install" in dockerfile

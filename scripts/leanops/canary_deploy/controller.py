@@ -64,7 +64,7 @@ class Target(Protocol):
     def promote(self) -> None: ...
     def switch_to(self, entry: Entry) -> None: ...
     # optional: warm_up(requests) -> int (requests answered 200)
-    # optional: mirrors_full = True (at 100% the baseline, else the stable, gets a copy of every request)
+    # optional: turns_full = True (at 100% the canary and the baseline, else the stable, take the load by turns)
 
 
 @dataclass
@@ -79,7 +79,7 @@ class Report:
     steps: list[dict[str, Any]] = field(default_factory=list)  # one row per analysis window
     settings: dict[str, Any] = field(default_factory=dict)
     warm_up: dict[str, Any] = field(default_factory=dict)
-    reference: dict[str, Any] = field(default_factory=dict)  # a 100% step's: baseline or stable alone, whole load
+    reference: dict[str, Any] = field(default_factory=dict)  # 100%: the baseline by turns, else the stable alone
     started_at: str = field(default_factory=now)
     canary_first_traffic: float = 0.0  # monotonic
     finished: float = 0.0  # monotonic, when the final traffic change was applied
@@ -199,17 +199,17 @@ class Controller:
                 "(not part of any window)")
 
     def _alone(self, report: Report) -> tuple[Stats | None, str]:
-        """What a 100% step compares with on a target that cannot mirror the requests (Kubernetes): the stable
+        """What a 100% step compares with on a target that cannot give it by turns (Kubernetes): the stable
         alone at the whole load for one window of that step, once the canary has started and warmed up and sits
         idle. Measured while the canary's container starts instead, the reference is slow (the stable's median
         188 ms, up to 3.9 s: a canary twice as slow passed); measured at another time than the canary, it sees
         another host (x2.01 and x1.65 for a healthy canary against a reference 45 s older, while other work
-        shared the cores). The Docker target mirrors every request to the baseline at 100% instead (``mirrors_full``):
-        the same requests at the same time. None (and no wait) then, or without a 100% step; the reason when the
-        canary stops meanwhile."""
+        shared the cores). The Docker target's router gives the whole load to the canary and to the baseline by
+        turns of a second at 100% instead (``turns_full``): both over the same time. None (and no wait) then, or
+        without a 100% step; the reason when the canary stops meanwhile."""
         t = self.target
         full_steps = [st for st in self.s.steps if st.weight >= 100]
-        if not full_steps or t.dry_run or self._mirrors():
+        if not full_steps or t.dry_run or self._by_turns():
             return None, ""
         seconds = full_steps[0].window
         t0 = time.monotonic()
@@ -219,15 +219,15 @@ class Controller:
         if why or before is None or after is None:
             return None, why
         full = window(before, after)
-        report.reference = {"role": "stable", "mirror": False, "requests": full.requests,
+        report.reference = {"role": "stable", "turns": False, "requests": full.requests,
                             "median_ms": _num(full.median * 1000, 2), "seconds": round(time.monotonic() - t0, 2)}
         gh.step(f"the stable alone at the whole load for {seconds:g}s, the canary idle (the 100% step's reference): "
                 f"{full.requests:.0f} requests, median {full.median * 1000:.1f} ms")
         return full, ""
 
-    def _mirrors(self) -> bool:
-        """At 100% the target sends the baseline (else the stable) a copy of every request the canary answers."""
-        return bool(getattr(self.target, "mirrors_full", False))
+    def _by_turns(self) -> bool:
+        """At 100% the target gives the whole load to the canary and the baseline (else the stable) by turns."""
+        return bool(getattr(self.target, "turns_full", False))
 
     def _has_baseline(self) -> bool:
         return bool(getattr(self.target, "has_baseline", False)) and not self.target.dry_run
@@ -272,9 +272,9 @@ class Controller:
                     canary = window(before, after_c)
                     stable, same_window, against = self._reference(starts, (before_s, after_s), (before_b, after_b),
                                                                    full if step.weight >= 100 else None)
-                    if step.weight >= 100 and same_window and self._mirrors():  # a copy of each request it answered
-                        against = f"{against} (mirrored)"
-                        report.reference = {"role": against.split()[0], "mirror": True, "requests": stable.requests,
+                    if step.weight >= 100 and same_window and self._by_turns():  # the whole load, every other second
+                        against = f"{against} (by turns)"
+                        report.reference = {"role": against.split()[0], "turns": True, "requests": stable.requests,
                                             "median_ms": _num(stable.median * 1000, 2)}
                     if carried is not None:
                         canary = carried[0] + canary
@@ -330,11 +330,11 @@ class Controller:
         baseline takes no traffic (100%), its earlier windows; without a baseline, the stable's (same window, else
         this deployment's windows, else its life).
 
-        A 100% step: on a target that mirrors (``mirrors_full``) the baseline (else the stable) got a copy of every
-        request in the same window: the usual same-window comparison. Else (``full``) the stable alone at the whole
-        load before the canary took traffic (``_alone``). Never the baseline's windows at half the load or less: a
-        healthy canary on a busy host queues at twice their rate and looks slow (measured: 300 ms against 87 ms,
-        rolled back)."""
+        A 100% step: on a target that gives the load by turns (``turns_full``) the baseline (else the stable) took
+        the whole load every other second of the same window: the usual same-window comparison. Else (``full``)
+        the stable alone at the whole load before the canary took traffic (``_alone``). Never the baseline's
+        windows at half the load or less: a healthy canary on a busy host queues at twice their rate and looks
+        slow (measured: 300 ms against 87 ms, rolled back)."""
         if full is not None and full.requests >= self.s.thresholds.min_requests:
             return full, False, "the stable alone before the canary"
         b_before, b_after = baseline

@@ -76,36 +76,24 @@ WARM = ("import json, os, sys, urllib.request\n"
 SAMPLES_PATH = "/metrics/samples"
 
 
-def render_conf(backends: list[tuple[str, int]], mirror: str = "") -> str:
+def render_conf(backends: list[tuple[str, int]], turns: tuple[str, str] | None = None) -> str:
     """The router's nginx configuration: one upstream with the weighted model containers (weight 0: left out).
 
-    ``mirror``: a container that also gets a copy of every request (nginx's ``mirror``; its answer is discarded,
-    the client gets the weighted backends'). A 100% step mirrors the whole load to the baseline, so the two take
-    the same requests at the same time on the same host."""
+    ``turns`` (a 100% step: the canary and its reference): instead of the weights, the whole load goes to the
+    first on even seconds and to the second on odd ones (a ``map`` of nginx's clock, no reload between turns), so
+    both take the whole load over the same time on the same host, and each request reaches one of them."""
     servers = [(host, w) for host, w in backends if w > 0]
     if not servers:
         raise ValueError("at least one backend with a weight above 0")
     lines = [f"    server {host}:{PORT} weight={w} max_fails=1 fail_timeout=5s;" for host, w in servers]
-    copy = [
-        "upstream leanops_mirror {",
-        f"    server {mirror}:{PORT};",
-        "    keepalive 32;",
-        "    keepalive_timeout 30s;",
-        "}",
-    ] if mirror else []
-    mirrored = [
-        "    # a copy of every request, answer discarded: what the canary takes, the baseline takes too",
-        "    location = /leanops/router/mirror {",
-        "        internal;",
-        "        proxy_pass http://leanops_mirror$request_uri;",
-        "        proxy_http_version 1.1;",
-        "        proxy_set_header Connection \"\";",
-        "        proxy_set_header Host $host;",
-        "        proxy_next_upstream off;",
-        "        proxy_connect_timeout 2s;",
-        "        proxy_read_timeout 30s;",
-        "    }",
-    ] if mirror else []
+    by_turns: list[str] = []
+    for k, host in enumerate(turns or ()):
+        by_turns += [f"upstream leanops_turn_{k} {{", f"    server {host}:{PORT};", "    keepalive 32;",
+                     "    keepalive_timeout 30s;", "}"]
+    if turns:
+        by_turns += ["# the whole load by turns of a second: the first on even seconds, the second on odd ones",
+                     "map $msec $leanops_turn {", '    "~[02468]\\." leanops_turn_0;', "    default leanops_turn_1;",
+                     "}"]
     return "\n".join([
         "# written by leanops canary-deploy; weights in percent",
         "upstream leanops_model {",
@@ -113,7 +101,7 @@ def render_conf(backends: list[tuple[str, int]], mirror: str = "") -> str:
         "    keepalive 32;",
         "    keepalive_timeout 30s;  # below the model server's keep-alive (serve: 75 s): nginx closes idle first",
         "}",
-        *copy,
+        *by_turns,
         "server {",
         f"    listen {PORT};",
         "    client_max_body_size 20m;",
@@ -121,10 +109,8 @@ def render_conf(backends: list[tuple[str, int]], mirror: str = "") -> str:
         "    # the model servers' metrics and readiness details stay inside the network (leanops reads them in each",
         "    # container); matched on the normalised path (decoded, slashes merged), so /%6detrics or //ready too",
         "    location ~ ^/(metrics|ready|openapi\\.json|docs|redoc)(/|$) { return 404; }",
-        *mirrored,
         "    location / {",
-        *(["        mirror /leanops/router/mirror;"] if mirror else []),
-        "        proxy_pass http://leanops_model;",
+        f"        proxy_pass http://{'$leanops_turn' if turns else 'leanops_model'};",
         "        proxy_http_version 1.1;",
         "        proxy_set_header Connection \"\";",
         "        proxy_set_header Host $host;",
@@ -496,13 +482,13 @@ class DockerTarget:
             time.sleep(0.3)
         raise InfraError(f"router did not start: {self.problem(self.router_name) or 'nginx -t failed'}")
 
-    def set_backends(self, backends: list[tuple[str, int]], mirror: str = "") -> None:
-        """Write the weights (and the container that gets a copy of every request, if any), check them with
+    def set_backends(self, backends: list[tuple[str, int]], turns: tuple[str, str] | None = None) -> None:
+        """Write the weights (or the two containers that take the whole load by turns), check them with
         ``nginx -t`` and reload gracefully; the old file stays on failure."""
         router = self._get(self.router_name)
         if router is None:
             raise InfraError(f"router {self.router_name} is gone")
-        conf = render_conf(backends, mirror).encode()
+        conf = render_conf(backends, turns).encode()
         router.put_archive(STATE, _tar({f".{CONF}.new": conf}))
         check = (f"cp {STATE}/{CONF} {STATE}/.{CONF}.old 2>/dev/null || true; "
                  f"mv -f {STATE}/.{CONF}.new {STATE}/{CONF}; "
@@ -560,17 +546,17 @@ class DockerTarget:
                 self.baseline_name = ""
         return why
 
-    # a 100% step's reference takes the same requests at the same time: the router mirrors them (``set_weight``)
-    mirrors_full = True
+    # a 100% step's reference takes the whole load too, over the same time: by turns of a second (``set_weight``)
+    turns_full = True
 
     def set_weight(self, weight: int) -> None:
         """The canary's share; the baseline takes as much (up to what is left), the stable the rest. At 100% the
-        canary answers every request and the baseline (else the stable) gets a copy of each, its answer discarded:
-        the canary's reference at the whole load, on the same host at the same time."""
+        canary and the baseline (else the stable) take the whole load by turns of a second: the canary's
+        reference at the whole load, on the same host over the same time."""
         base = min(weight, 100 - weight) if self.baseline_name else 0
-        mirror = (self.baseline_name or self.stable_name) if weight >= 100 else ""
+        turns = (self.canary_name, self.baseline_name or self.stable_name) if weight >= 100 else None
         self.set_backends([(self.stable_name, 100 - weight - base), (self.baseline_name, base),
-                           (self.canary_name, weight)], mirror=mirror)
+                           (self.canary_name, weight)], turns=turns)
         self.weight = weight
 
     def canary_problem(self) -> str:

@@ -56,10 +56,11 @@ def summary(report: Report) -> str:
                  f"{w['seconds']:.1f} s before the canary took traffic (not part of any window).\n\n")
     if report.reference:
         r = report.reference
-        if r.get("mirror"):
-            head += (f"The 100% step's reference: the router sent the {r['role']} a copy of every request the canary "
-                     f"answered (its answers discarded): the same requests at the same time on the same host; its "
-                     f"last window: {r['requests']:.0f} requests, median {r['median_ms']} ms.\n\n")
+        if r.get("turns"):
+            head += (f"The 100% step's reference: the router gave the whole load to the canary and to the {r['role']} "
+                     f"by turns of a second (the canary on even seconds), so both took it on the same host over the "
+                     f"same time; the {r['role']}'s last window: {r['requests']:.0f} requests, median "
+                     f"{r['median_ms']} ms.\n\n")
         else:
             head += (f"The 100% step's reference: the {r['role']} alone at the whole load for {r['seconds']:.1f} s "
                      f"with the canary idle, {r['requests']:.0f} requests, median {r['median_ms']} ms.\n\n")

@@ -19,7 +19,8 @@ the bench's own) and the steps 10%, 50%, 100% of ``--window`` seconds:
 
 Prints the confusion matrix (promoted / rolled back per kind), the analysis windows each deploy took to roll
 back (targets: healthy promoted in at least 19 of 20, every bad one rolled back; crash and errors within 2
-windows, slow and shifted within 3), the reasons, and the client errors during healthy promotions. Exits 0
+windows, slow and shifted within 3), the reasons, and the client errors during healthy promotions; for a deploy
+with client errors, their kinds, when, and the deploy's progress lines around them (in ``--json`` too). Exits 0
 whether the targets pass (non-zero only when a measurement broke). Needs a Docker engine, the local registry and
 the base image (``leanops act --prepare``).
 """

@@ -310,6 +310,9 @@ def test_a_healthy_canary_is_promoted_with_no_failed_request(promoted, images: d
     passed = [s for s in report["steps"] if s["verdict"] == "pass"]
     assert [s["weight"] for s in passed] == [10, 50, 100], report["steps"]
     assert all(s["canary_requests"] >= 50 and s["latency_source"] == "samples" for s in passed), report["steps"]
+    # at 100% the baseline took the whole load on the odd seconds of the canary's windows
+    assert passed[-1]["against"] == "baseline (by turns)" and passed[-1]["stable_requests"] >= 50, passed[-1]
+    assert report["reference"]["turns"] is True and report["reference"]["role"] == "baseline"
     assert report["warm_up"]["ok"] == report["warm_up"]["requests"] == 10
     assert report["record"]["stable"]["image"] == images["healthy"]
     assert report["record"]["previous"][0]["image"] == images["stable"]

@@ -112,6 +112,19 @@ def failure_detail(failures: list[tuple[float, object]], lines: list[tuple[float
             "log": [f"{t - t0:7.2f} {text}" for t, text in lines if first - 5 <= t <= last + 1]}
 
 
+def code_version() -> str:
+    """The git tree of the canary-deploy code (and this bench) the trials run: deploys of other code are not added
+    together. With uncommitted changes there, "dirty" and a hash of the diff are added."""
+    import hashlib
+
+    paths = ["scripts/leanops/canary_deploy", "bench/canary-deploy"]
+    tree = subprocess.run(["git", "rev-parse", *(f"HEAD:{p}" for p in paths)], cwd=ROOT, capture_output=True,
+                          text=True)
+    diff = subprocess.run(["git", "diff", "HEAD", "--", *paths], cwd=ROOT, capture_output=True, text=True).stdout
+    dirty = f" dirty {hashlib.sha256(diff.encode()).hexdigest()[:12]}" if diff else ""
+    return " ".join(tree.stdout.split()) + dirty
+
+
 @contextlib.contextmanager
 def bursts(seconds: float) -> Iterator[None]:
     """A process busy for ``seconds``, then idle as long, and so on: the host's load changes during a deploy (a
@@ -138,6 +151,9 @@ def main() -> int:
                     help="also a second process busy and idle by turns, this many seconds each (a host whose load "
                     "changes during a deploy); 0: none")
     ap.add_argument("--json", default="", help="write every deploy's figures here")
+    ap.add_argument("--append", action="store_true",
+                    help="add to --json's deploys instead of starting over (a long run over several sittings: the same "
+                    "settings and the same canary-deploy code, else it refuses)")
     ap.add_argument("--keep", action="store_true", help="keep the images")
     a = ap.parse_args()
     # a SIGTERM (kill, timeout) unwinds like Ctrl-C: the busy process, the deployment and the images go too
@@ -153,11 +169,27 @@ def main() -> int:
     common = ["--name", NAME, "--router-publish", f"127.0.0.1:{port}", "--router-base-image", base]
     steps = ",".join(f"{w}:{a.window:g}" for w in (10, 50, 100))
     rows: list[dict[str, object]] = []
+    settings = {"window": a.window, "rate": a.rate, "busy": not a.no_busy, "bursts": a.bursts, "code": code_version()}
+    sittings: list[dict[str, object]] = []
+    if a.append:
+        if not a.json:
+            ap.error("--append needs --json")
+        if Path(a.json).is_file():
+            old = json.loads(Path(a.json).read_text())
+            differ = [k for k, v in settings.items() if old.get(k) != v]
+            if differ:
+                mine = ", ".join(f"{k}={settings[k]}" for k in differ)
+                print(f"bench: {a.json}: {', '.join(differ)} differ from this run's ({mine}); expected the same "
+                      "settings and code to add to it", file=sys.stderr)
+                return 2
+            rows, sittings = list(old["rows"]), list(old.get("sittings", []))
+    first_trial = max((int(str(r["trial"])) for r in rows), default=0)
+    sittings.append({"started": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), "trials": a.trials,
+                     "kinds": kinds})
 
     def save(*, complete: bool) -> None:
-        atomic_write_json(a.json, {"trials": a.trials, "window": a.window, "rate": a.rate, "busy": not a.no_busy,
-                                   "bursts": a.bursts,
-                                   "rows": rows, "complete": complete})
+        atomic_write_json(a.json, {**settings, "trials": a.trials, "sittings": sittings, "rows": rows,
+                                   "complete": complete})
     images: dict[str, str] = {}
     cleanup_deployment(NAME)
     try:
@@ -181,7 +213,8 @@ def main() -> int:
                 images["slow"] = build_images(project, base, ["slow-2x"])["slow-2x"]
             for trial in range(a.trials):
                 for kind in kinds:
-                    print(f"trial {trial + 1}/{a.trials}: {kind} ...", file=sys.stderr, flush=True)
+                    print(f"trial {first_trial + trial + 1} ({trial + 1}/{a.trials} of this sitting): {kind} ...",
+                          file=sys.stderr, flush=True)
                     with Load(f"http://127.0.0.1:{port}/predict", rate=a.rate) as load:
                         time.sleep(1)
                         t0 = time.monotonic()
@@ -192,7 +225,7 @@ def main() -> int:
                     report = json.loads((project / f"report-{kind}.json").read_text())
                     verdict = outputs.get("verdict", f"exit {rc}")
                     detail = failure_detail(load.failures, lines, t0)
-                    rows.append({"trial": trial + 1, "kind": kind, "verdict": verdict,
+                    rows.append({"trial": first_trial + trial + 1, "kind": kind, "verdict": verdict,
                                  "windows": report.get("windows"), "rollback_s": report.get("rollback_seconds"),
                                  "deploy_s": round(took, 1), "client_requests": len(load.results),
                                  "client_errors": len(load.failures), "client_error_detail": detail,
@@ -213,7 +246,9 @@ def main() -> int:
         if not a.keep and images:
             remove_images(images)
 
-    print(f"\ncanary-deploy trials: {a.trials} per kind, windows of {a.window:g} s, {a.rate:g} requests/s through "
+    together = f" ({len(sittings)} sittings, {len(rows)} deploys in all)" if len(sittings) > 1 else ""
+    print(f"\ncanary-deploy trials: {a.trials} per kind{together}, windows of {a.window:g} s, {a.rate:g} requests/s "
+          "through "
           f"the router, {'no background load' if a.no_busy else 'one core kept busy'}"
           f"{f', a second process busy and idle by turns of {a.bursts:g} s' if a.bursts else ''}, the template's "
           "limits\n")

@@ -55,8 +55,8 @@ def _softmax_choice(rng: np.random.Generator, scores: np.ndarray) -> np.ndarray:
     return np.minimum((p.cumsum(axis=1) < u[:, None]).sum(axis=1), scores.shape[1] - 1)
 
 
-def generate(rows: int = 5000, seed: int = 7, shift: float = 0.0) -> dict[str, np.ndarray]:
-    """The columns of the table; ``shift`` 0 is the reference population."""
+def generate(rows: int = 5000, seed: int = 7, shift: float = 0.0, first_id: int = FIRST_ID) -> dict[str, np.ndarray]:
+    """The columns of the table; ``shift`` 0 is the reference population; customer ids from ``first_id``."""
     if rows < 1:
         raise ValueError("rows must be >= 1")
     if shift < 0:
@@ -125,7 +125,7 @@ def generate(rows: int = 5000, seed: int = 7, shift: float = 0.0) -> dict[str, n
     churned = (rng.random(n) < 1.0 / (1.0 + np.exp(-logit))).astype(int)
 
     return {
-        "customer_id": np.arange(FIRST_ID, FIRST_ID + n),
+        "customer_id": np.arange(first_id, first_id + n),
         "tenure_months": tenure,
         "monthly_charges": monthly,
         "total_charges": total,
@@ -178,12 +178,16 @@ def main(argv: Sequence[str] | None = None) -> int:
         "--shift", type=float, default=0.0, help="drift strength, >= 0 (default 0: the reference population)"
     )
     parser.add_argument("--out", default="data/raw/churn.csv", help="output CSV (default data/raw/churn.csv)")
+    parser.add_argument("--first-id", type=int, default=FIRST_ID,
+                        help=f"the first customer_id (default {FIRST_ID}): new customers for a table that grows")
     args = parser.parse_args(argv)
     if args.rows < 1:
         parser.error("--rows must be >= 1")
     if not args.shift >= 0:  # also refuses nan
         parser.error("--shift must be >= 0")
-    table = generate(args.rows, args.seed, args.shift)
+    if args.first_id < 1:
+        parser.error("--first-id must be >= 1")
+    table = generate(args.rows, args.seed, args.shift, args.first_id)
     out = Path(args.out)
     write_atomic(out, to_csv(table))
     rate = float(table["churned"].mean())

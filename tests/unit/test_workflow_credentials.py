@@ -14,7 +14,8 @@ that can run:
 - on a pull request only the read-only storage credential (``AWS_READ_*``) reaches a job; the one that may
   write (``AWS_ACCESS_KEY_ID``...) only reaches jobs in the GitHub environment, on trusted refs;
 - the database (data in PostgreSQL): ``PGPASSWORD`` reaches the jobs that run data-validate or weekly-drift (the
-  two that read a table or a query), as a secret and in ``env:``, and no other job.
+  two that read a table or a query) and ml-pipeline's refresh job (its refresh stages read the source table), as a
+  secret and in ``env:``, and no other job.
 """
 
 from __future__ import annotations
@@ -77,7 +78,7 @@ def problems(runs: list[JobRun], event: str) -> list[str]:
                 found.append(f"{where}: reaches the object store but no storage secret of the caller reaches it")
         elif held := ({n for n in r.env_names if n.startswith("AWS_")} | (r.secrets & STORAGE_SECRETS)):
             found.append(f"{where}: holds {sorted(held)} but never reaches the object store")
-        if runs_action(r, DATABASE_ACTIONS):
+        if runs_action(r, DATABASE_ACTIONS) or (r.workflow, r.job) == ("ml-pipeline.yml", "refresh"):
             if "PGPASSWORD" not in r.env_names or "PGPASSWORD" not in r.secrets:
                 found.append(f"{where}: reads the database without PGPASSWORD")
         elif "PGPASSWORD" in r.env_names | r.secrets:

@@ -10,8 +10,13 @@
 3. A parameter change, push 2, with a load generator sending requests through the router the whole time: the
    new candidate is gated against the champion, built, rolled out as a canary step by step with analysis,
    promoted, recorded.
-4. Shifted current data and a scheduled weekly-drift run: Evidently's drift tests against the champion's
-   training data; the drift issue is opened on a local recorder of the GitHub REST API.
+4. New customers arrive: rows of a shifted population land in the example's source table (PostgreSQL on
+   loopback, read by the DVC stage ``fetch``), and a scheduled weekly-drift run compares them with the champion's
+   training data: the drift issue is opened on a local recorder of the GitHub REST API, and the retraining is
+   dispatched (ml-pipeline with refresh on).
+5. The dispatched run, under act: refresh re-reads the table (the new rows), data-validate checks those bytes,
+   train-with-cache trains on them, gate-metrics compares the candidate with the champion re-scored on the
+   candidate's evaluation rows, and the new model goes out as a canary under traffic and is promoted.
 
 It ends with a short summary of each stage and where its reports are, and the time of this run next to the
 first one. A second `make demo` reuses the uv and DVC caches, the images and their layers, so it is faster.
@@ -47,10 +52,12 @@ from tests.services import (  # noqa: E402
 from leanops import cli, gh  # noqa: E402
 from leanops.fsutil import atomic_write_json  # noqa: E402
 from leanops.tools.harness import REGISTRY, ActRun, Harness, default_home, ensure_base_image  # noqa: E402
+from leanops.tools.services import Postgres, start_postgres  # noqa: E402
 
 MODEL = "churn-classifier"  # model.name of the example: the image's and the deployment's name too
 NAME = "example/churn"
 CRON = "17 6 * * 1"
+NEW_ROWS = 1500  # customers of a shifted population added to the source table per demo (a drift, then a retrain)
 RATE = 30  # requests per second through the router while the canary job runs (sized for the example's windows)
 GIT_ENV = {"GIT_AUTHOR_NAME": "demo", "GIT_AUTHOR_EMAIL": "demo@example.com", "GIT_COMMITTER_NAME": "demo",
            "GIT_COMMITTER_EMAIL": "demo@example.com"}
@@ -81,6 +88,32 @@ def make_repo(dest: Path, base_image: str, port: int) -> Path:
     git(dest, "commit", "-qm", "churn model: first version")
     git(dest, "remote", "add", "origin", f"https://github.com/{NAME}.git")
     return dest
+
+
+def connect_source(repo: Path, pg: Postgres) -> tuple[str, dict[str, str]]:
+    """The example's source table in a new database of ``pg``, filled with the committed rows; params.yaml's
+    fetch.url points at it (the lock's fetch stage recorded as it is: the table holds the committed rows, so
+    only a refresh reads it), and weekly-drift dispatches ml-pipeline on drift. The URL and PGPASSWORD."""
+    url = f"postgresql://{pg.user}@127.0.0.1:{pg.port}/{pg.create_database('churn')}"
+    env = dict(os.environ, PGPASSWORD=pg.password, DVC_NO_ANALYTICS="1")
+    subprocess.run([sys.executable, "source.py", url, "data/raw/churn.csv"], cwd=repo, env=env, check=True,
+                   capture_output=True)
+    params = repo / "params.yaml"
+    text, found = re.subn(r'(?m)^  url: "[^"]*"', f'  url: "{url}"', params.read_text(), count=1)
+    if found != 1:
+        raise SystemExit(f"demo: {params}: no fetch.url line to point at the source table")
+    params.write_text(text)
+    subprocess.run([str(Path(sys.executable).parent / "dvc"), "commit", "-f", "-q", "fetch"], cwd=repo, env=env,
+                   check=True, capture_output=True)
+    drift = repo / ".github/workflows/weekly-drift.yml"
+    text, found = re.subn(r"(?m)^(\s+)# retrain-workflow: \S+.*$", r"\1retrain-workflow: ml-pipeline.yml",
+                          drift.read_text(), count=1)
+    if found != 1:
+        raise SystemExit(f"demo: {drift}: no retrain-workflow line to turn on")
+    drift.write_text(text)
+    git(repo, "add", "-A")
+    git(repo, "commit", "-qm", "the source table: PostgreSQL on this machine; retrain on drift", "--allow-empty")
+    return url, {"PGPASSWORD": pg.password}
 
 
 def event(path: Path, payload: dict[str, object]) -> Path:
@@ -118,6 +151,17 @@ def pipeline_rows(label: str, out: str) -> list[list[str]]:
         [f"{label}: lineage", "ok" if "lineage: kept with" in out else "failed",
          find(r"(lineage: kept with [^\n]*)", out)],
     ]
+
+
+def retrain_rows(out: str) -> list[list[str]]:
+    """The dispatched retrain's jobs: the refresh, then ml-pipeline's as for a push (the gate against the champion
+    re-scored on the candidate's evaluation rows)."""
+    refreshed = find(r"(refresh: [^\n]*(?:new data|refreshed)[^\n]*)", out)
+    rescored = find(r"(champion re-scored on [0-9,]+ rows[^\n]*)", out)
+    rows = [["retrain: refresh", "ok" if job_ok(out, "ml-pipeline/refresh") else "failed", refreshed],
+            *pipeline_rows("retrain", out)]
+    rows.insert(3, ["retrain: champion re-scored", "ok" if rescored else "failed", rescored])
+    return rows
 
 
 def run_act(harness: Harness, run: ActRun, log: Path, title: str) -> str:
@@ -245,11 +289,22 @@ def main(argv: list[str]) -> int:
         state = {"port": free_port(), "release": 0}
         repo = make_repo(repo, base, int(state["port"]))
     router = f"http://127.0.0.1:{state['port']}"
-    rows: list[list[str]] = []
     tracking = tracking_server(work, state)
     atomic_write_json(state_file, state)
+    with gh.group("The source table: PostgreSQL on loopback, filled with the example's rows"):
+        pg = start_postgres()
+        source, source_secret = connect_source(repo, pg)
+    try:
+        return lifecycle(harness, work, repo, state, state_file, fresh, router, tracking, source, source_secret, start)
+    finally:
+        pg.stop()
+
+
+def lifecycle(harness: Harness, work: Path, repo: Path, state: dict[str, Any], state_file: Path, fresh: bool,
+              router: str, tracking: str, source: str, source_secret: dict[str, str], start: float) -> int:
+    rows: list[list[str]] = []
     with Recorder(log=work / "github-api.jsonl") as api:
-        secrets = {"GITHUB_TOKEN": "ghs_demo_token", "MLFLOW_TRACKING_URI": tracking}
+        secrets = {"GITHUB_TOKEN": "ghs_demo_token", "MLFLOW_TRACKING_URI": tracking, **source_secret}
         env = {"GITHUB_API_URL": api.url}
         pipeline = ".github/workflows/ml-pipeline.yml"
         push = event(work / "push.json", {"ref": "refs/heads/main"})
@@ -283,9 +338,16 @@ def main(argv: list[str]) -> int:
         state.update(release=release, released=True)
         atomic_write_json(state_file, state)
 
-        with gh.group("Shifted traffic: the current data for the drift check"):
-            subprocess.run([sys.executable, "generate_data.py", "--shift", "1", "--seed", str(7 + release), "--out",
-                            "data/current.csv"], cwd=repo, check=True, capture_output=True)
+        with gh.group("New customers arrive: rows of a shifted population land in the source table"):
+            new_rows = work / "new-rows.csv"
+            subprocess.run([sys.executable, "generate_data.py", "--rows", str(NEW_ROWS), "--shift", "1", "--seed",
+                            str(7 + release), "--first-id", str(200001 + 10000 * release), "--out", str(new_rows)],
+                           cwd=repo, check=True, capture_output=True)
+            added = subprocess.run([sys.executable, "source.py", source, str(new_rows)], cwd=repo, check=True,
+                                   capture_output=True, text=True, env=dict(os.environ, **source_secret))
+            gh.step(added.stderr.strip())
+            # the recent rows are what the model sees now: the drift check's current window
+            shutil.copyfile(new_rows, repo / "data" / "current.csv")
             config = repo / "leanops.yml"
             drift = "weekly-drift:\n  current: data/current.csv\n  ignore-columns: [customer_id]\n"
             if "current: data/current.csv" not in config.read_text():
@@ -300,6 +362,25 @@ def main(argv: list[str]) -> int:
         rows.append(["weekly-drift", "drift detected" if issues else "no issue opened",
                      f"issue #{issues[0]['number']}: {issues[0]['title']}" if issues else
                      find(r"(drift[- ]share[=: ]+[0-9.]+)", out)])
+        dispatched = [d for d in api.fake.dispatches if d.get("workflow") == "ml-pipeline.yml"]
+        rows.append(["weekly-drift: retrain dispatched", "ok" if dispatched else "failed",
+                     f"ml-pipeline.yml with inputs {json.dumps(dispatched[-1].get('inputs', {}))}" if dispatched
+                     else "no workflow_dispatch recorded"])
+        if dispatched:
+            inputs = {k: str(v).lower() for k, v in (dispatched[-1].get("inputs") or {}).items()}
+            with CanaryTraffic(f"{router}/predict", work / "traffic-retrain.json") as traffic:
+                out = run_act(harness, ActRun(repo=repo, event="workflow_dispatch", workflow=pipeline, env=env,
+                                              secrets=secrets, inputs=inputs,
+                                              event_file=event(work / "dispatch.json",
+                                                               {"ref": "refs/heads/main", "inputs": inputs})),
+                              work / "retrain.log", "The dispatched retrain: the new rows in, validated, trained, "
+                              "gated against the champion re-scored on them, rolled out as a canary")
+            rows += retrain_rows(out)
+            load = traffic.load
+            rows.append(["retrain: traffic through the router during the canary job",
+                         "ok" if traffic.started and not load.failures else "failed",
+                         f"{load.summary()}; {len(load.failures)} failed {traffic.failures()}".strip()
+                         if traffic.started else "never started"])
 
     elapsed = time.monotonic() - start
     timings_file = work / "timings.json"
@@ -308,9 +389,10 @@ def main(argv: list[str]) -> int:
     timings["last"] = elapsed
     timings["last-mode"] = "fresh" if fresh else "continued"
     atomic_write_json(timings_file, timings)
-    reports = (f"act logs: {work}/push-1.log, push-2.log, drift.log; reports and artifacts (data-validate, "
-               f"gate, canary, drift): {harness.store}/artifacts; the GitHub API requests: "
-               f"{work}/github-api.jsonl; the requests during the canary: {work}/traffic.json. Left running "
+    reports = (f"act logs: {work}/push-1.log, push-2.log, drift.log, retrain.log; reports and artifacts "
+               f"(data-validate, gate, canary, drift): {harness.store}/artifacts; the GitHub API requests: "
+               f"{work}/github-api.jsonl; the requests during the canaries: {work}/traffic.json and "
+               f"traffic-retrain.json. Left running "
                f"for a look and for the next demo: the model on {router}, "
                f"the MLflow UI on {tracking}; `make demo-down` stops both, LEANOPS_DEMO_FRESH=1 starts over")
     gh.add_summary("## leanops demo\n\n" + gh.md_table(["stage", "result", "detail"], rows) + "\n" + reports + "\n")

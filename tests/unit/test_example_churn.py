@@ -135,9 +135,12 @@ def test_dvc_lock_is_current() -> None:
     lock = yaml.safe_load((EXAMPLE / "dvc.lock").read_text())
     pipeline = yaml.safe_load((EXAMPLE / "dvc.yaml").read_text())
     params = yaml.safe_load((EXAMPLE / "params.yaml").read_text())
-    assert set(lock["stages"]) == set(pipeline["stages"]) == {"prepare", "train", "evaluate"}
+    assert set(lock["stages"]) == set(pipeline["stages"]) == {"fetch", "prepare", "train", "evaluate"}
     raw_deps = [d for d in lock["stages"]["prepare"]["deps"] if d["path"] == "data/raw/churn.csv"]
     assert raw_deps and raw_deps[0]["md5"] == md5(RAW)
+    # the committed CSV is what fetch last wrote (fetch.url empty: the committed CSV is the source)
+    assert [(o["path"], o["md5"]) for o in lock["stages"]["fetch"]["outs"]] == [("data/raw/churn.csv", md5(RAW))]
+    assert params["fetch"] == {"url": "", "table": "churn"}
     for name, stage in lock["stages"].items():
         for dep in stage["deps"]:
             if dep["path"].startswith("src/"):

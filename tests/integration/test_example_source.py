@@ -1,0 +1,117 @@
+"""examples/churn's source table (issue 15): its rows live in PostgreSQL, and the DVC stage ``fetch`` reads them.
+
+Real PostgreSQL, real DVC, the embedded MLflow store, the example as an adopter has it (``source.py`` fills the
+table, params.yaml's ``fetch.url`` points at it, its password in ``PGPASSWORD``):
+
+- the table filled with the committed rows gives the committed CSV back byte for byte, so a refresh against the
+  champion trained on that CSV is "no new data";
+- new customers in the table: a refresh trains a new version on them;
+- a wrong password: exit 3 in one line naming the table and the database, no password printed, nothing registered.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+from leanops import cli
+
+from ..services import copy_example
+from ..unit.test_gh import parse_outputs
+from .test_train_with_cache import git_init
+
+MODEL = "churn-classifier"
+
+
+@pytest.fixture
+def churn(tmp_path: Path, runner_files: dict[str, Path], monkeypatch: pytest.MonkeyPatch,
+          postgres_server) -> dict:  # type: ignore[no-untyped-def,type-arg]
+    for name in ("GITHUB_EVENT_NAME", "GITHUB_EVENT_PATH", "MLFLOW_TRACKING_URI", "MLFLOW_REGISTRY_URI"):
+        monkeypatch.delenv(name, raising=False)
+    pg = postgres_server
+    root = copy_example(tmp_path / "churn")
+    url = f"postgresql://{pg.user}@127.0.0.1:{pg.port}/{pg.create_database('churn')}"
+    monkeypatch.setenv("PGPASSWORD", pg.password)
+    monkeypatch.setenv("DVC_NO_ANALYTICS", "1")
+    res = subprocess.run([sys.executable, "source.py", url, "data/raw/churn.csv"], cwd=root, capture_output=True,
+                         text=True)
+    assert res.returncode == 0 and "5000 rows added, 5000 in all" in res.stderr, res.stderr
+    params = root / "params.yaml"
+    params.write_text(params.read_text().replace('url: ""', f'url: "{url}"', 1))
+    # the table holds the committed rows: the lock records fetch as it is, so only a refresh reads the table
+    subprocess.run([sys.executable, "-m", "dvc", "commit", "-f", "-q", "fetch"], cwd=root, check=True)
+    git_init(root)
+    monkeypatch.chdir(root)
+    return {"root": root, "url": url, "password": pg.password, "out": runner_files["GITHUB_OUTPUT"],
+            "uri": f"sqlite:///{root / '.leanops/mlflow/mlflow.db'}"}
+
+
+def train(churn: dict, *extra: str) -> tuple[int, dict[str, str]]:  # type: ignore[type-arg]
+    churn["out"].write_text("")
+    code = cli.main(["train-with-cache", "--working-directory", str(churn["root"]), *extra])
+    return code, parse_outputs(churn["out"].read_text())
+
+
+def versions(uri: str) -> list[str]:
+    from mlflow import MlflowClient
+
+    return sorted(str(v.version) for v in MlflowClient(uri, registry_uri=uri).search_model_versions(f"name='{MODEL}'"))
+
+
+def md5(path: Path) -> str:
+    return hashlib.md5(path.read_bytes()).hexdigest()
+
+
+def test_the_table_gives_the_committed_csv_back_and_new_customers_train_a_new_version(
+        churn: dict, capsys: pytest.CaptureFixture[str]) -> None:  # type: ignore[type-arg]
+    from mlflow import MlflowClient
+
+    raw = churn["root"] / "data/raw/churn.csv"
+    committed = md5(raw)
+    code, out = train(churn)
+    assert code == 0 and out["model-version"] == "1", capsys.readouterr().err
+    MlflowClient(churn["uri"], registry_uri=churn["uri"]).set_registered_model_alias(MODEL, "champion", "1")
+
+    # the refresh reads the table: the committed rows, the same bytes, no new data
+    code, out = train(churn, "--refresh", "true")
+    assert code == 0, capsys.readouterr().err
+    assert (out["skipped"], out["reason"], out["model-version"]) == ("true", "no new data", "1")
+    assert md5(raw) == committed
+    assert "fetch: data/raw/churn.csv 5000 rows from table churn" in capsys.readouterr().err
+
+    # new customers of a shifted population arrive in the table
+    new = churn["root"].parent / "new.csv"
+    subprocess.run([sys.executable, "generate_data.py", "--rows", "500", "--shift", "1", "--seed", "9",
+                    "--first-id", "200001", "--out", str(new)], cwd=churn["root"], check=True, capture_output=True)
+    res = subprocess.run([sys.executable, "source.py", churn["url"], str(new)], cwd=churn["root"],
+                         capture_output=True, text=True)
+    assert "500 rows added, 5500 in all" in res.stderr, res.stderr
+    code, out = train(churn, "--refresh", "true")
+    assert code == 0, capsys.readouterr().err
+    assert (out["skipped"], out["reason"], out["model-version"]) == ("false", "", "2")
+    assert len(raw.read_text().splitlines()) == 5501 and md5(raw) != committed
+    lock = yaml.safe_load((churn["root"] / "dvc.lock").read_text())
+    assert lock["stages"]["fetch"]["outs"][0]["md5"] == md5(raw)
+    assert versions(churn["uri"]) == ["1", "2"]
+
+
+def test_a_wrong_password_exits_3_in_one_line_and_registers_nothing(
+        churn: dict, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> None:  # type: ignore[type-arg]
+    code, _ = train(churn)
+    assert code == 0
+    capsys.readouterr()
+    monkeypatch.setenv("PGPASSWORD", "not-" + churn["password"])
+    code, out = train(churn, "--refresh", "true")
+    captured = capsys.readouterr()
+    err = captured.out + captured.err
+    assert code == 3, err
+    line = next(ln for ln in err.splitlines() if "refresh: dvc repro -f -s fetch failed" in ln)
+    assert "the data source could not be read" in line
+    assert f"table churn at {churn['url']} could not be read" in line and "password authentication failed" in line
+    assert churn["password"] not in err and 'File "' + str(Path(cli.__file__).parent) not in err
+    assert versions(churn["uri"]) == ["1"] and "model-version" not in out

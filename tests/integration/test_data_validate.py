@@ -288,6 +288,7 @@ def test_init_handles_bools_dates_nulls_and_parquet(tmp_path: Path, runner_files
     n = 60
     df = pd.DataFrame({
         "key": [f"k{i:03d}" for i in range(n)],
+        "id": list(range(1001, 1001 + n)),
         "active": [i % 3 == 0 for i in range(n)],
         "day": pd.date_range("2026-01-01", periods=n, freq="D"),
         "score": [None if i % 10 == 0 else i / 7 for i in range(n)],
@@ -302,6 +303,8 @@ def test_init_handles_bools_dates_nulls_and_parquet(tmp_path: Path, runner_files
     assert ("expect_column_values_to_be_in_set", "day") not in by  # dates get a type, not a set
     assert 0.8 <= by[("expect_column_values_to_not_be_null", "score")]["mostly"] < 0.9
     assert ("expect_column_values_to_be_unique", "key") in by
+    # an integer key: unique, and no range (new rows bring new keys: a table that grows)
+    assert ("expect_column_values_to_be_unique", "id") in by and ("expect_column_values_to_be_between", "id") not in by
     assert by[("expect_column_values_to_be_between", "level")] == {"column": "level", "min_value": 0, "max_value": 4}
     # the data it profiled passes it
     assert validate(tmp_path, str(tmp_path / "d.parquet"), suite) == 0

@@ -50,7 +50,10 @@ def profile(df: Any, *, margin: float, max_categories: int) -> list[dict[str, An
         if values.empty:
             continue
         distinct = int(values.nunique())
-        if (is_int or is_float) and not is_bool:
+        key = nulls == 0 and distinct == rows and rows > 1 and (is_int or dtype == "object")
+        if key and is_int:
+            pass  # an integer key has no range to keep: new rows bring new keys (a customer table that grows)
+        elif (is_int or is_float) and not is_bool:
             lo, hi = float(values.min()), float(values.max())
             if is_int and distinct <= 2:
                 exps.append({"type": "expect_column_values_to_be_in_set",
@@ -72,9 +75,10 @@ def profile(df: Any, *, margin: float, max_categories: int) -> list[dict[str, An
             exps.append({"type": "expect_column_values_to_be_in_set",
                          "kwargs": {"column": column, "value_set": sorted(_jsonable(v) for v in values.unique())},
                          "meta": dict(meta)})
-        if nulls == 0 and distinct == rows and rows > 1 and (is_int or dtype == "object"):
+        if key:
             exps.append({"type": "expect_column_values_to_be_unique", "kwargs": {"column": column},
-                         "meta": {"note": "unique when profiled: a key"}})
+                         "meta": {"note": "unique when profiled: a key" + (" (no range: new rows bring new keys)"
+                                                                           if is_int else "")}})
     return exps
 
 

@@ -41,6 +41,8 @@ sys.path.insert(0, str(ROOT))  # the demo borrows the tests' local services (an 
 from tests.api_recorder import Recorder  # noqa: E402
 from tests.services import (  # noqa: E402
     Load,
+    add_customers,
+    churn_source,
     copy_example,
     free_port,
     remove_deployment,
@@ -91,29 +93,14 @@ def make_repo(dest: Path, base_image: str, port: int) -> Path:
 
 
 def connect_source(repo: Path, pg: Postgres) -> tuple[str, dict[str, str]]:
-    """The example's source table in a new database of ``pg``, filled with the committed rows; params.yaml's
-    fetch.url points at it (the lock's fetch stage recorded as it is: the table holds the committed rows, so
-    only a refresh reads it), and weekly-drift dispatches ml-pipeline on drift. The URL and PGPASSWORD."""
-    url = f"postgresql://{pg.user}@127.0.0.1:{pg.port}/{pg.create_database('churn')}"
-    env = dict(os.environ, PGPASSWORD=pg.password, DVC_NO_ANALYTICS="1")
-    subprocess.run([sys.executable, "source.py", url, "data/raw/churn.csv"], cwd=repo, env=env, check=True,
-                   capture_output=True)
-    params = repo / "params.yaml"
-    text, found = re.subn(r'(?m)^  url: "[^"]*"', f'  url: "{url}"', params.read_text(), count=1)
-    if found != 1:
-        raise SystemExit(f"demo: {params}: no fetch.url line to point at the source table")
-    params.write_text(text)
-    subprocess.run([str(Path(sys.executable).parent / "dvc"), "commit", "-f", "-q", "fetch"], cwd=repo, env=env,
-                   check=True, capture_output=True)
+    """The example's source table (``churn_source``) and weekly-drift dispatching ml-pipeline on drift."""
     drift = repo / ".github/workflows/weekly-drift.yml"
     text, found = re.subn(r"(?m)^(\s+)# retrain-workflow: \S+.*$", r"\1retrain-workflow: ml-pipeline.yml",
                           drift.read_text(), count=1)
-    if found != 1:
+    if found != 1 and "retrain-workflow: ml-pipeline.yml" not in text:
         raise SystemExit(f"demo: {drift}: no retrain-workflow line to turn on")
     drift.write_text(text)
-    git(repo, "add", "-A")
-    git(repo, "commit", "-qm", "the source table: PostgreSQL on this machine; retrain on drift", "--allow-empty")
-    return url, {"PGPASSWORD": pg.password}
+    return churn_source(repo, pg, message="the source table: PostgreSQL on this machine; retrain on drift")
 
 
 def event(path: Path, payload: dict[str, object]) -> Path:
@@ -340,12 +327,8 @@ def lifecycle(harness: Harness, work: Path, repo: Path, state: dict[str, Any], s
 
         with gh.group("New customers arrive: rows of a shifted population land in the source table"):
             new_rows = work / "new-rows.csv"
-            subprocess.run([sys.executable, "generate_data.py", "--rows", str(NEW_ROWS), "--shift", "1", "--seed",
-                            str(7 + release), "--first-id", str(200001 + 10000 * release), "--out", str(new_rows)],
-                           cwd=repo, check=True, capture_output=True)
-            added = subprocess.run([sys.executable, "source.py", source, str(new_rows)], cwd=repo, check=True,
-                                   capture_output=True, text=True, env=dict(os.environ, **source_secret))
-            gh.step(added.stderr.strip())
+            gh.step(add_customers(repo, source, source_secret, rows=NEW_ROWS, first_id=200001 + 10000 * release,
+                                  seed=7 + release, out=new_rows))
             # the recent rows are what the model sees now: the drift check's current window
             shutil.copyfile(new_rows, repo / "data" / "current.csv")
             config = repo / "leanops.yml"

@@ -76,6 +76,48 @@ def copy_example(dest: Path) -> Path:
     return dest
 
 
+def churn_source(repo: Path, pg: Postgres, *, message: str = "the source table") -> tuple[str, dict[str, str]]:
+    """examples/churn's source table in a new database of ``pg``, filled with the committed rows (``source.py``);
+    params.yaml's fetch.url points at it and the lock records fetch as it is (the table holds the committed
+    rows, so only a refresh reads it), committed in ``repo`` (a git repository of the example). Returns the URL
+    (no password) and the environment holding its password (``PGPASSWORD``)."""
+    import os
+    import re
+    import sys
+
+    url = f"postgresql://{pg.user}@127.0.0.1:{pg.port}/{pg.create_database('churn')}"
+    env = {"PGPASSWORD": pg.password}
+    full = dict(os.environ, DVC_NO_ANALYTICS="1", **env)
+    subprocess.run([sys.executable, "source.py", url, "data/raw/churn.csv"], cwd=repo, env=full, check=True,
+                   capture_output=True)
+    params = repo / "params.yaml"
+    text, found = re.subn(r'(?m)^  url: "[^"]*"', f'  url: "{url}"', params.read_text(), count=1)
+    if found != 1:
+        raise RuntimeError(f"{params}: no fetch.url line to point at the source table")
+    params.write_text(text)
+    subprocess.run([sys.executable, "-m", "dvc", "commit", "-f", "-q", "fetch"], cwd=repo, env=full, check=True,
+                   capture_output=True)
+    git_env = dict(os.environ, GIT_AUTHOR_NAME="t", GIT_AUTHOR_EMAIL="t@example.com", GIT_COMMITTER_NAME="t",
+                   GIT_COMMITTER_EMAIL="t@example.com")
+    subprocess.run(["git", "add", "-A"], cwd=repo, check=True, env=git_env)
+    subprocess.run(["git", "commit", "-qm", message, "--allow-empty"], cwd=repo, check=True, env=git_env)
+    return url, env
+
+
+def add_customers(repo: Path, url: str, env: dict[str, str], *, rows: int, first_id: int, seed: int,
+                  out: Path) -> str:
+    """New customers of a shifted population (``generate_data.py --shift 1``) into the source table; the CSV
+    of those rows is left at ``out``. Returns source.py's line ("N rows added, M in all")."""
+    import os
+    import sys
+
+    subprocess.run([sys.executable, "generate_data.py", "--rows", str(rows), "--shift", "1", "--seed", str(seed),
+                    "--first-id", str(first_id), "--out", str(out)], cwd=repo, check=True, capture_output=True)
+    res = subprocess.run([sys.executable, "source.py", url, str(out)], cwd=repo, check=True, capture_output=True,
+                         text=True, env=dict(os.environ, **env))
+    return res.stderr.strip()
+
+
 def remove_images(repository: str) -> None:
     """Every local image of ``repository`` (REGISTRY/NAMESPACE/NAME): the engine is shared between tests."""
     import docker

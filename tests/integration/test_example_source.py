@@ -12,9 +12,6 @@ table, params.yaml's ``fetch.url`` points at it, its password in ``PGPASSWORD``)
 from __future__ import annotations
 
 import hashlib
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -22,9 +19,9 @@ import yaml
 
 from leanops import cli
 
-from ..services import copy_example
+from ..services import add_customers, churn_source, copy_example
 from ..unit.test_gh import parse_outputs
-from .test_train_with_cache import GIT_ENV, git_init
+from .test_train_with_cache import git_init
 
 MODEL = "churn-classifier"
 
@@ -34,22 +31,12 @@ def churn(tmp_path: Path, runner_files: dict[str, Path], monkeypatch: pytest.Mon
           postgres_server) -> dict:  # type: ignore[no-untyped-def,type-arg]
     for name in ("GITHUB_EVENT_NAME", "GITHUB_EVENT_PATH", "MLFLOW_TRACKING_URI", "MLFLOW_REGISTRY_URI"):
         monkeypatch.delenv(name, raising=False)
-    pg = postgres_server
-    root = copy_example(tmp_path / "churn")
-    url = f"postgresql://{pg.user}@127.0.0.1:{pg.port}/{pg.create_database('churn')}"
-    monkeypatch.setenv("PGPASSWORD", pg.password)
+    root = git_init(copy_example(tmp_path / "churn"))
+    url, env = churn_source(root, postgres_server)
+    monkeypatch.setenv("PGPASSWORD", env["PGPASSWORD"])
     monkeypatch.setenv("DVC_NO_ANALYTICS", "1")
-    res = subprocess.run([sys.executable, "source.py", url, "data/raw/churn.csv"], cwd=root, capture_output=True,
-                         text=True)
-    assert res.returncode == 0 and "5000 rows added, 5000 in all" in res.stderr, res.stderr
-    git_init(root)
-    params = root / "params.yaml"
-    params.write_text(params.read_text().replace('url: ""', f'url: "{url}"', 1))
-    # the table holds the committed rows: the lock records fetch as it is, so only a refresh reads the table
-    subprocess.run([sys.executable, "-m", "dvc", "commit", "-f", "-q", "fetch"], cwd=root, check=True)
-    subprocess.run(["git", "commit", "-qam", "the source table"], cwd=root, check=True, env=dict(os.environ, **GIT_ENV))
     monkeypatch.chdir(root)
-    return {"root": root, "url": url, "password": pg.password, "out": runner_files["GITHUB_OUTPUT"],
+    return {"root": root, "url": url, "password": env["PGPASSWORD"], "env": env, "out": runner_files["GITHUB_OUTPUT"],
             "uri": f"sqlite:///{root / '.leanops/mlflow/mlflow.db'}"}
 
 
@@ -86,12 +73,9 @@ def test_the_table_gives_the_committed_csv_back_and_new_customers_train_a_new_ve
     assert md5(raw) == committed
 
     # new customers of a shifted population arrive in the table
-    new = churn["root"].parent / "new.csv"
-    subprocess.run([sys.executable, "generate_data.py", "--rows", "500", "--shift", "1", "--seed", "9",
-                    "--first-id", "200001", "--out", str(new)], cwd=churn["root"], check=True, capture_output=True)
-    res = subprocess.run([sys.executable, "source.py", churn["url"], str(new)], cwd=churn["root"],
-                         capture_output=True, text=True)
-    assert "500 rows added, 5500 in all" in res.stderr, res.stderr
+    added = add_customers(churn["root"], churn["url"], churn["env"], rows=500, first_id=200001, seed=9,
+                          out=churn["root"].parent / "new.csv")
+    assert "500 rows added, 5500 in all" in added, added
     code, out = train(churn, "--refresh", "true")
     assert code == 0, capsys.readouterr().err
     assert (out["skipped"], out["reason"], out["model-version"]) == ("false", "", "2")

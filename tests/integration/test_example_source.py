@@ -20,7 +20,7 @@ import yaml
 from leanops import cli
 
 from ..services import add_customers, churn_source, copy_example
-from ..unit.test_gh import parse_outputs
+from .test_refresh import train  # the same call: train-with-cache ARGS, its outputs
 from .test_train_with_cache import git_init
 
 MODEL = "churn-classifier"
@@ -38,12 +38,6 @@ def churn(tmp_path: Path, runner_files: dict[str, Path], monkeypatch: pytest.Mon
     monkeypatch.chdir(root)
     return {"root": root, "url": url, "password": env["PGPASSWORD"], "env": env, "out": runner_files["GITHUB_OUTPUT"],
             "uri": f"sqlite:///{root / '.leanops/mlflow/mlflow.db'}"}
-
-
-def train(churn: dict, *extra: str) -> tuple[int, dict[str, str]]:  # type: ignore[type-arg]
-    churn["out"].write_text("")
-    code = cli.main(["train-with-cache", "--working-directory", str(churn["root"]), *extra])
-    return code, parse_outputs(churn["out"].read_text())
 
 
 def versions(uri: str) -> list[str]:

@@ -205,6 +205,7 @@ def test_a_gate_in_its_own_job_reads_the_candidates_files_that_training_shipped(
     """The gate job of ml-pipeline has neither the DVC outputs nor the training job's store: train-with-cache
     stages the predictions and the evaluation rows (here the input of the stage writing the predictions), the
     workflow ships them as the artifact leanops-gate-inputs, and the gate reads them with candidate-files."""
+    import pickle
     import shutil
 
     from leanops import config as cfgmod
@@ -214,7 +215,12 @@ def test_a_gate_in_its_own_job_reads_the_candidates_files_that_training_shipped(
 
     root = project["root"]
     config = root / "leanops.yml"
-    config.write_text(config.read_text().replace("    evaluation-data: rows.csv\n", ""))
+    config.write_text(config.read_text().replace("    evaluation-data: rows.csv\n", "")
+                      .replace("model:\n", "model:\n  path: model.pkl\n")
+                      + "  latency:\n    max-p95-single-ms: 5000\n    samples: 20\n"
+                      "    exclude-columns: [customer_id, gender, churned]\n")
+    with (root / "model.pkl").open("wb") as out:  # the candidate's model file, committed or pulled beside the gate
+        pickle.dump(fit(project["new"]), out)
     (root / "dvc.yaml").write_text("stages:\n  evaluate:\n    cmd: python evaluate.py\n    deps:\n      - evaluate.py\n"
                                    "      - rows.csv\n    outs:\n      - predictions.csv:\n          cache: false\n")
     cfg = cfgmod.load(str(config))
@@ -234,6 +240,15 @@ def test_a_gate_in_its_own_job_reads_the_candidates_files_that_training_shipped(
     notes = "\n".join(report_of(project["files"])["notes"])
     assert "champion re-scored on 400 rows of the candidate's evaluation set (rows.csv (train-with-cache's" in notes
     assert "predictions.csv (train-with-cache's gate inputs) vs the champion re-scored" in notes
+    # latency is timed on the same shipped rows (it once said "not in the workspace" in this job)
+    assert "latency: p95 of " + str(root / "model.pkl") + "'s predict on rows.csv (train-with-cache's gate inputs) " \
+        "(400 rows)" in notes
+    (root / "model.pkl").unlink()  # no tracking server and no model file: the candidate is not in this job
+    project["files"]["GITHUB_OUTPUT"].write_text("")
+    assert cli.main([*project["base"], "--candidate-files", str(shipped)]) == 0
+    notes = "\n".join(report_of(project["files"])["notes"])
+    assert "latency not measured: the candidate model is not in this job (no model-version, model.path model.pkl" \
+        in notes
 
 
 def test_a_retraining_candidate_worse_than_the_rescored_champion_keeps_the_champion_green(project) -> None:  # noqa: ANN001

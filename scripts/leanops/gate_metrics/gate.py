@@ -10,7 +10,7 @@ from typing import Any
 
 from .. import gh, tasks
 from ..errors import BadInput
-from . import report
+from . import report, sources
 from .gates import (
     DP_RATIO,
     EO_DIFF,
@@ -93,6 +93,9 @@ def measure_latency(s: Settings, cand: Side, notes: list[str]) -> dict[str, floa
     from . import measure
 
     path, shown = latency_rows(s)
+    shipped = sources.candidate_file(s, shown) if path is not None and not path.is_file() else None
+    if shipped is not None:  # the gate in a job of its own: the rows come with train-with-cache's gate inputs
+        path, shown = shipped
     if path is None or not path.is_file():
         why = f"the evaluation rows {shown} are not in the workspace" if shown else "no evaluation rows"
         notes.append(f"latency not measured: {why} (set gate-metrics.latency.data; in a separate job, `dvc pull` "
@@ -100,9 +103,16 @@ def measure_latency(s: Settings, cand: Side, notes: list[str]) -> dict[str, floa
         gh.warning(notes[-1], file=annotation_path(s.file), line=s.line("latency"), title="leanops gate-metrics")
         return {}
     lat = s.section.get("latency") or {}
-    rows = measure.read_rows(path, shown, list(lat.get("exclude-columns") or []))
     model_uri = f"models:/{s.model_name}/{cand.version}" if cand.version else ""
     model_path = (s.cfg.data.get("model") or {}).get("path")
+    if shipped is not None and not model_uri and not (model_path and (s.root / model_path).is_file()):
+        # a gate job of its own without a tracking server: the candidate lives in the training job's store
+        notes.append(f"latency not measured: the candidate model is not in this job (no model-version, "
+                     f"model.path {model_path or '(unset)'} not in the workspace); it is timed where a tracking "
+                     "server holds the candidate")
+        gh.warning(notes[-1], file=annotation_path(s.file), line=s.line("latency"), title="leanops gate-metrics")
+        return {}
+    rows = measure.read_rows(path, shown, list(lat.get("exclude-columns") or []))
     with gh.group("latency"):
         predict, what = measure.load_model(model_uri, s.tracking_uri() if model_uri else "",
                                            s.root / model_path if model_path else None)
@@ -114,8 +124,6 @@ def measure_latency(s: Settings, cand: Side, notes: list[str]) -> dict[str, floa
 
 
 def gate(s: Settings) -> int:
-    from . import sources
-
     start = time.monotonic()
     gates = parse_gates(s.section, s.cfg)
     if not gates:

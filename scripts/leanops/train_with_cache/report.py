@@ -21,16 +21,18 @@ GATE_INPUTS = Path(".leanops") / "train-with-cache" / "gate-inputs"
 
 
 def gate_files(s: Settings, project: Project) -> list[str]:
-    """gate-metrics.bootstrap.predictions and the evaluation rows (bootstrap.evaluation-data, else the CSV/Parquet
-    input of the stage writing the predictions), as leanops.yml names them."""
-    boot = (s.cfg.data.get("gate-metrics") or {}).get("bootstrap") or {}
+    """gate-metrics.bootstrap.predictions, the evaluation rows (bootstrap.evaluation-data, else the CSV/Parquet
+    input of the stage writing the predictions) and latency.data, as leanops.yml names them."""
+    section = s.cfg.data.get("gate-metrics") or {}
+    boot = section.get("bootstrap") or {}
+    latency = str((section.get("latency") or {}).get("data") or "")
     predictions = str(boot.get("predictions") or "")
     if not predictions:
-        return []
+        return [latency] if latency else []
     rows = str(boot.get("evaluation-data") or "")
     if not rows:
         rows = next((d for d in project.writer_inputs(predictions) if d.endswith((".csv", ".parquet"))), "")
-    return [predictions, *([rows] if rows else [])]
+    return list(dict.fromkeys(n for n in (predictions, rows, latency) if n))
 
 
 def stage_gate_inputs(s: Settings, project: Project) -> str:

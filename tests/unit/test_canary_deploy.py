@@ -527,6 +527,23 @@ def test_a_100_percent_step_is_compared_with_the_baseline_by_turns_in_the_same_w
     assert report.verdict == "rolled-back" and "vs baseline (by turns)" in report.reason, report.reason
 
 
+def test_turns_with_too_few_requests_are_inconclusive_never_the_baselines_earlier_windows() -> None:
+    """Low traffic at 100%: the baseline's turns served fewer than min-requests. Its earlier windows (at a tenth
+    of the load, 10 ms) are not the reference: against them the healthy canary at the whole load (40 ms) looked
+    slow. The window is inconclusive, and the next one adds to it."""
+    from leanops.canary_deploy.controller import Controller
+
+    s = Settings(steps=[Step(10, 0.01), Step(100, 0.01)])
+    quiet = {"canary": {"n": 60}, "stable": QUEUED_STABLE, "baseline": {"n": 60}}
+    few = {"canary": {"n": 60, "latency": 0.040}, "stable": {"n": 0}, "baseline": {"n": 30, "latency": 0.040}}
+    report = Controller(ByTurns([quiet, few, few]), s, "churn").deploy("r/x@" + DIGEST_B, "abc")
+    assert report.verdict == "promoted", report.reason
+    assert [(r["step"], r["window"], r["verdict"], r["against"], r["stable_requests"]) for r in report.steps] == [
+        (1, 1, "pass", "baseline", 60), (2, 1, "inconclusive", "baseline (by turns)", 30),
+        (2, 2, "pass", "baseline (by turns)", 60)]
+    assert "baseline (by turns): 30 latency samples, fewer than min-requests" in report.steps[1]["reason"]
+
+
 def test_without_a_100_percent_step_there_is_no_reference_window() -> None:
     from leanops.canary_deploy.controller import Controller
 

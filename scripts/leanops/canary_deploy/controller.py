@@ -271,7 +271,8 @@ class Controller:
                 else:
                     canary = window(before, after_c)
                     stable, same_window, against = self._reference(starts, (before_s, after_s), (before_b, after_b),
-                                                                   full if step.weight >= 100 else None)
+                                                                   full if step.weight >= 100 else None,
+                                                                   turns=step.weight >= 100 and self._by_turns())
                     if step.weight >= 100 and same_window and self._by_turns():  # the whole load, every other second
                         against = f"{against} (by turns)"
                         report.reference = {"role": against.split()[0], "turns": True, "requests": stable.requests,
@@ -320,7 +321,7 @@ class Controller:
 
     def _reference(self, starts: tuple[Snapshot | None, Snapshot | None],
                    stable: tuple[Snapshot | None, Snapshot], baseline: tuple[Snapshot | None, Snapshot | None],
-                   full: Stats | None = None) -> tuple[Stats, bool, str]:
+                   full: Stats | None = None, *, turns: bool = False) -> tuple[Stats, bool, str]:
         """What the canary is compared with in this window, whether it is the same window, and its name.
 
         The baseline first: a fresh container of the stable's image, warmed like the canary, taking the same
@@ -334,7 +335,14 @@ class Controller:
         the whole load every other second of the same window: the usual same-window comparison. Else (``full``)
         the stable alone at the whole load before the canary took traffic (``_alone``). Never the baseline's
         windows at half the load or less: a healthy canary on a busy host queues at twice their rate and looks
-        slow (measured: 300 ms against 87 ms, rolled back)."""
+        slow (measured: 300 ms against 87 ms, rolled back). By turns, the same window even when its turns served
+        fewer than min-requests: the judge says inconclusive and the next window adds to it."""
+        if turns:
+            b_before, b_after = baseline
+            if b_before is not None and b_after is not None:
+                return window(b_before, b_after), True, "baseline"
+            if stable[0] is not None:
+                return window(*stable), True, "stable"
         if full is not None and full.requests >= self.s.thresholds.min_requests:
             return full, False, "the stable alone before the canary"
         b_before, b_after = baseline

@@ -12,7 +12,7 @@ import hashlib
 import json
 import os
 import re
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -198,14 +198,20 @@ class Project:
             main.update(overrides)
         return out
 
-    def locked_dep_hashes(self) -> dict[str, str]:
-        """The md5 that dvc.lock records for each source dependency."""
+    def locked_dep_hashes(self, data_stages: Iterable[str] = ()) -> dict[str, str]:
+        """The md5 that dvc.lock records for each source dependency, and for each output of ``data_stages``
+        (train-with-cache.refresh: the stages that bring the data in from outside, e.g. a database table)."""
         sources = self.source_deps()
         out: dict[str, str] = {}
-        for stage in (self.lock.get("stages") or {}).values():
+        stages = self.lock.get("stages") or {}
+        for stage in stages.values():
             for dep in stage.get("deps") or []:
                 if dep.get("path") in sources and dep.get("md5"):
                     out[str(dep["path"])] = str(dep["md5"])
+        for name in data_stages:
+            for item in (stages.get(name) or {}).get("outs") or []:
+                if item.get("path") and item.get("md5"):
+                    out[str(item["path"])] = str(item["md5"])
         return out
 
     def writer_inputs(self, path: str) -> list[str]:

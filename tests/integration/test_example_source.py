@@ -17,7 +17,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from leanops import cli
+from leanops import cli, config
+from leanops.weekly_drift.data import champion_files
 
 from ..services import add_customers, churn_source, copy_example
 from .test_refresh import train  # the same call: train-with-cache ARGS, its outputs
@@ -58,7 +59,12 @@ def test_the_table_gives_the_committed_csv_back_and_new_customers_train_a_new_ve
     committed = md5(raw)
     code, out = train(churn)
     assert code == 0 and out["model-version"] == "1", capsys.readouterr().err
-    MlflowClient(churn["uri"], registry_uri=churn["uri"]).set_registered_model_alias(MODEL, "champion", "1")
+    client = MlflowClient(churn["uri"], registry_uri=churn["uri"])
+    client.set_registered_model_alias(MODEL, "champion", "1")
+    # the fetched rows are the training data weekly-drift compares with (a stage's output, not a source dep)
+    assert client.get_run(out["run-id"]).data.tags["dvc.dep.data/raw/churn.csv"] == committed
+    files, where = champion_files(config.load(str(churn["root"] / "leanops.yml")), churn["root"])
+    assert files == [str(raw)] and where == f"models:/{MODEL}/1 (champion): data/raw/churn.csv"
 
     # the refresh reads the table: the committed rows, the same bytes, no new data
     code, out = train(churn, "--refresh", "true")
@@ -77,6 +83,7 @@ def test_the_table_gives_the_committed_csv_back_and_new_customers_train_a_new_ve
     lock = yaml.safe_load((churn["root"] / "dvc.lock").read_text())
     assert lock["stages"]["fetch"]["outs"][0]["md5"] == md5(raw)
     assert versions(churn["uri"]) == ["1", "2"]
+    assert client.get_run(out["run-id"]).data.tags["dvc.dep.data/raw/churn.csv"] == md5(raw)
 
 
 def test_a_wrong_password_exits_3_in_one_line_and_registers_nothing(

@@ -334,7 +334,7 @@ def _log_and_register(s: Settings, project: Project, uri: str, key: str, lock_ha
         tags["github.run_url"] = (f"{os.environ.get('GITHUB_SERVER_URL', 'https://github.com')}/"
                                   f"{os.environ.get('GITHUB_REPOSITORY', '')}/actions/runs/"
                                   f"{os.environ['GITHUB_RUN_ID']}")
-    for path, md5 in project.locked_dep_hashes().items():
+    for path, md5 in project.locked_dep_hashes(s.refresh).items():  # refreshed data is the pipeline's input
         tags[f"dvc.dep.{path}"] = md5
     params = {**source.params, **{k: v for f in project.params(s.params_file, {}).values() for k, v in f.items()}}
     metrics = {**source.metrics, **metrics}

@@ -110,6 +110,11 @@ def test_retraining_brings_new_rows_in_compares_fairly_and_keeps_a_better_champi
     assert re.search(r"data-validate: \d+ expectations evaluated on 1 dataset\(s\), none failed", out)
     assert f"registered {model} version 2 with alias challenger" in out
     assert re.search(r"champion re-scored on 1,300 rows of the candidate's evaluation set", out), out[-8000:]
+    # the paired bootstrap on those same rows, with its interval; latency timed on the shipped rows too
+    assert re.search(r"paired bootstrap: \d+ resamples of the 1300 examples both models were scored on", out)
+    assert re.search(r"roc_auc[^\n]*\(95% CI [-+][0-9.e-]+ … [-+][0-9.e-]+\)", out), out[-8000:]
+    assert re.search(r"latency: p95 of models:/[^ ]+/2's predict on data/prepared/test.csv \(train-with-cache's "
+                     r"gate inputs\) \(1300 rows\)", out), out[-8000:]
     assert re.search(r"gate-metrics: \d+ gates? passed", out), out[-8000:]
     assert versions() == ["1", "2"]
 

@@ -4,8 +4,10 @@
 1. A throwaway repository: the example's committed files, plus what `leanops init` adds (the caller workflows
    ml-pipeline.yml and weekly-drift.yml); leanops.yml points the image at the local registry and the canary's
    router at a port on loopback.
-2. Push 1 to the default branch runs ml-pipeline.yml: validate, train (DVC + MLflow on a real `mlflow server`
-   on loopback), gate, build and push the image by digest, first deploy (the stable behind the nginx router),
+   The stack a team runs, on loopback: PostgreSQL, an S3-compatible object store (moto) and
+   `mlflow server --app-name basic-auth` keeping its runs and users in PostgreSQL and its artifacts in a bucket;
+   the jobs get a writer (the push) and a read-only user (weekly-drift) as the template's secrets.
+2. Push 1 to the default branch runs ml-pipeline.yml: validate, train (DVC + MLflow on that server), gate, build and push the image by digest, first deploy (the stable behind the nginx router),
    promote (alias champion), lineage record.
 3. A parameter change, push 2, with a load generator sending requests through the router the whole time: the
    new candidate is gated against the champion, built, rolled out as a canary step by step with analysis,
@@ -24,10 +26,12 @@ first one. A second `make demo` reuses the uv and DVC caches, the images and the
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
 import shutil
+import signal
 import subprocess
 import sys
 import threading
@@ -36,7 +40,7 @@ from pathlib import Path
 from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))  # the demo borrows the tests' local services (an API recorder, mlflow server)
+sys.path.insert(0, str(ROOT))  # the demo borrows the tests' local helpers (an API recorder, a load generator)
 
 from tests.api_recorder import Recorder  # noqa: E402
 from tests.services import (  # noqa: E402
@@ -46,15 +50,19 @@ from tests.services import (  # noqa: E402
     copy_example,
     free_port,
     remove_deployment,
-    start_mlflow_server,
     stop_process_group,
     wait_for_http,
 )
 
 from leanops import cli, gh  # noqa: E402
-from leanops.fsutil import atomic_write_json  # noqa: E402
+from leanops.fsutil import atomic_write, atomic_write_json  # noqa: E402
 from leanops.tools.harness import REGISTRY, ActRun, Harness, default_home, ensure_base_image  # noqa: E402
-from leanops.tools.services import Postgres, start_postgres  # noqa: E402
+from leanops.tools.services import (  # noqa: E402
+    Postgres,
+    start_mlflow_auth_server,
+    start_object_store,
+    start_postgres,
+)
 
 MODEL = "churn-classifier"  # model.name of the example: the image's and the deployment's name too
 NAME = "example/churn"
@@ -223,29 +231,101 @@ def router_running() -> bool:
     return bool(found)
 
 
-def tracking_server(work: Path, state: dict[str, Any]) -> str:
-    """The demo's MLflow server: the one the last demo left running on this store, else a new one (left running
-    after the demo, for its UI and the next demo)."""
-    uri = state.get("mlflow", "")
-    if uri and wait_for_http(f"{uri}/health", timeout=3):
-        gh.step(f"MLflow server {uri} (left by the last demo)")
-        return str(uri)
-    if state.get("mlflow_pid"):  # the last demo's server, no longer answering
-        stop_process_group(int(state["mlflow_pid"]), wait=5)
-    with gh.group("MLflow server"):
-        proc, uri = start_mlflow_server(work / "mlflow")
-        state.update(mlflow=uri, mlflow_pid=proc.pid)
-    return uri
+def stack_alive(stack: dict[str, Any]) -> bool:
+    """Whether the stack the last demo left running still answers (PostgreSQL, the object store, MLflow)."""
+    if not stack:
+        return False
+    try:
+        pg_of(stack).connect().close()
+    except Exception:  # noqa: BLE001 - gone, or not answering: start over
+        return False
+    return (wait_for_http(f"{stack['s3']['endpoint']}/moto-api/data.json", timeout=3)
+            and wait_for_http(f"{stack['mlflow']['uri']}/health", timeout=3))
+
+
+def pg_of(stack: dict[str, Any]) -> Postgres:
+    """The stack's PostgreSQL as recorded in the state file (the process is the last demo's)."""
+    pg = stack["pg"]
+    return Postgres(None, Path(pg["root"]), int(pg["port"]), pg["user"], pg["password"])
+
+
+def start_stack(work: Path) -> dict[str, Any]:
+    """The production-shaped stack (issue 17), left running after the demo for its UI and the next demo:
+    PostgreSQL (MLflow's runs and users, and the example's source table), an S3-compatible store (moto) whose
+    bucket keeps MLflow's artifacts, and `mlflow server --app-name basic-auth` on both, with a writer (the push's
+    jobs) and a read-only user (pull requests, weekly-drift). What a client needs is recorded in the state file
+    (mode 0600)."""
+    pg = start_postgres()
+    s3 = start_object_store(work / "s3")
+    try:
+        tracking_db, auth_db = pg.create_database("mlflow"), pg.create_database("mlflow_auth")
+        bucket = s3.create_bucket("leanops-demo")
+        proc, server = start_mlflow_auth_server(
+            work / "mlflow", backend_store_uri=pg.url(tracking_db), auth_database_uri=pg.url(auth_db),
+            artifacts_destination=f"s3://{bucket}/mlflow", env=s3.env())
+    except BaseException:
+        s3.stop()
+        pg.stop()
+        raise
+    server.share(MODEL)  # the experiment and the registered model: MANAGE for the writer, READ for the reader
+    gh.step(f"PostgreSQL 127.0.0.1:{pg.port}, object store {s3.endpoint} (bucket {bucket}), "
+            f"MLflow (basic-auth) {server.uri}: runs in PostgreSQL, artifacts in s3://{bucket}/mlflow")
+    users = {u.username: u.password for u in (server.admin, server.writer, server.reader)}
+    return {"pg": {"pid": pg.proc.pid if pg.proc else 0, "root": str(pg.root), "port": pg.port, "user": pg.user,
+                   "password": pg.password},
+            "s3": {"pid": s3.proc.pid, "endpoint": s3.endpoint, "bucket": bucket},
+            "mlflow": {"pid": proc.pid, "uri": server.uri, "users": users}}
+
+
+def stack_secrets(stack: dict[str, Any]) -> dict[str, str]:
+    """The repository's secrets for the stack: the tracking server, its read-only user (pull requests and
+    weekly-drift) and its writer (the push's jobs). The jobs hold no storage credential: the server proxies
+    the artifacts to the bucket."""
+    users = stack["mlflow"]["users"]
+    return {"MLFLOW_TRACKING_URI": stack["mlflow"]["uri"],
+            "MLFLOW_READ_USERNAME": "reader", "MLFLOW_READ_PASSWORD": users["reader"],
+            "MLFLOW_TRACKING_USERNAME": "writer", "MLFLOW_TRACKING_PASSWORD": users["writer"]}
+
+
+def stop_stack(stack: dict[str, Any]) -> None:
+    """Stop what ``start_stack`` left running (MLflow first, then the store and PostgreSQL)."""
+    for part in ("mlflow", "s3"):
+        if (stack.get(part) or {}).get("pid"):
+            stop_process_group(int(stack[part]["pid"]), wait=10)
+    pg = stack.get("pg") or {}
+    if pg.get("pid"):
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(int(pg["pid"]), signal.SIGINT)  # PostgreSQL's fast shutdown
+        stop_process_group(int(pg["pid"]), wait=15)
+    if pg.get("root"):
+        shutil.rmtree(pg["root"], ignore_errors=True)
+
+
+def tracking_stack(work: Path, state: dict[str, Any]) -> dict[str, Any]:
+    """The stack the last demo left running, else a new one."""
+    stack = state.get("stack") or {}
+    if stack_alive(stack):
+        gh.step(f"MLflow (basic-auth) {stack['mlflow']['uri']} on PostgreSQL and the object store (left by the "
+                "last demo)")
+        return dict(stack)
+    stop_stack(stack)
+    if state.get("mlflow_pid"):  # a server left by a demo before the stack
+        stop_process_group(int(state.pop("mlflow_pid")), wait=5)
+    with gh.group("The stack: PostgreSQL, an S3-compatible store, MLflow with basic auth on both"):
+        stack = start_stack(work)
+    state["stack"] = stack
+    return stack
 
 
 def stop(work: Path) -> None:
-    """`make demo-down`: the deployment and the MLflow server the demo left running."""
+    """`make demo-down`: the deployment and the stack the demo left running."""
     state = read_state(work / "state.json")
     remove_deployment(MODEL)
+    stop_stack(state.get("stack") or {})
     if state.get("mlflow_pid"):
         stop_process_group(int(state["mlflow_pid"]), wait=10)
     (work / "state.json").unlink(missing_ok=True)
-    print("demo: the deployment and the MLflow server are stopped")
+    print("demo: the deployment, MLflow, the object store and PostgreSQL are stopped")
 
 
 def main(argv: list[str]) -> int:
@@ -267,31 +347,30 @@ def main(argv: list[str]) -> int:
     # champion serves, so one new candidate goes through the whole lifecycle as a canary. Otherwise (or with
     # LEANOPS_DEMO_FRESH=1) it starts from nothing: a first model, first deploy, then the canary release.
     fresh = (os.environ.get("LEANOPS_DEMO_FRESH", "") not in ("", "0") or not state.get("released")
-             or not (repo / ".git").is_dir() or not (work / "mlflow" / "mlflow.db").is_file() or not router_running())
+             or not (repo / ".git").is_dir() or not stack_alive(state.get("stack") or {}) or not router_running())
     if fresh:
         remove_deployment(MODEL)
+        stop_stack(state.get("stack") or {})
         if state.get("mlflow_pid"):
             stop_process_group(int(state["mlflow_pid"]), wait=10)
-        shutil.rmtree(work / "mlflow", ignore_errors=True)
+        for folder in ("mlflow", "s3"):
+            shutil.rmtree(work / folder, ignore_errors=True)
         state = {"port": free_port(), "release": 0}
         repo = make_repo(repo, base, int(state["port"]))
     router = f"http://127.0.0.1:{state['port']}"
-    tracking = tracking_server(work, state)
-    atomic_write_json(state_file, state)
-    with gh.group("The source table: PostgreSQL on loopback, filled with the example's rows"):
-        pg = start_postgres()
-        source, source_secret = connect_source(repo, pg)
-    try:
-        return lifecycle(harness, work, repo, state, state_file, fresh, router, tracking, source, source_secret, start)
-    finally:
-        pg.stop()
+    stack = tracking_stack(work, state)
+    atomic_write(state_file, json.dumps(state, indent=2, sort_keys=True) + "\n", mode=0o600)  # passwords
+    with gh.group("The source table: a database of the stack's PostgreSQL, filled with the example's rows"):
+        source, source_secret = connect_source(repo, pg_of(stack))
+    return lifecycle(harness, work, repo, state, state_file, fresh, router, stack, source, source_secret, start)
 
 
 def lifecycle(harness: Harness, work: Path, repo: Path, state: dict[str, Any], state_file: Path, fresh: bool,
-              router: str, tracking: str, source: str, source_secret: dict[str, str], start: float) -> int:
+              router: str, stack: dict[str, Any], source: str, source_secret: dict[str, str], start: float) -> int:
     rows: list[list[str]] = []
+    tracking = stack["mlflow"]["uri"]
     with Recorder(log=work / "github-api.jsonl") as api:
-        secrets = {"GITHUB_TOKEN": "ghs_demo_token", "MLFLOW_TRACKING_URI": tracking, **source_secret}
+        secrets = {"GITHUB_TOKEN": "ghs_demo_token", **stack_secrets(stack), **source_secret}
         env = {"GITHUB_API_URL": api.url}
         pipeline = ".github/workflows/ml-pipeline.yml"
         push = event(work / "push.json", {"ref": "refs/heads/main"})
@@ -323,7 +402,7 @@ def lifecycle(harness: Harness, work: Path, repo: Path, state: dict[str, Any], s
                      f"{load.summary()}; {len(load.failures)} failed {traffic.failures()}".strip()
                      if traffic.started else "never started"])
         state.update(release=release, released=True)
-        atomic_write_json(state_file, state)
+        atomic_write(state_file, json.dumps(state, indent=2, sort_keys=True) + "\n", mode=0o600)
 
         with gh.group("New customers arrive: rows of a shifted population land in the source table"):
             new_rows = work / "new-rows.csv"
@@ -377,7 +456,9 @@ def lifecycle(harness: Harness, work: Path, repo: Path, state: dict[str, Any], s
                f"{work}/github-api.jsonl; the requests during the canaries: {work}/traffic.json and "
                f"traffic-retrain.json. Left running "
                f"for a look and for the next demo: the model on {router}, "
-               f"the MLflow UI on {tracking}; `make demo-down` stops both, LEANOPS_DEMO_FRESH=1 starts over")
+               f"the MLflow UI on {tracking} (users and passwords in {state_file}, artifacts in "
+               f"s3://{stack['s3']['bucket']}/mlflow on {stack['s3']['endpoint']}); `make demo-down` stops them, "
+               "LEANOPS_DEMO_FRESH=1 starts over")
     gh.add_summary("## leanops demo\n\n" + gh.md_table(["stage", "result", "detail"], rows) + "\n" + reports + "\n")
     print(gh.md_table(["stage", "result", "detail"], rows))
     print(f"\n{reports}\n\ndemo took {elapsed:.0f}s ({'from nothing' if fresh else 'continuing the last demo'}; "

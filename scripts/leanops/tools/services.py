@@ -334,7 +334,7 @@ def postgres_bin() -> Path:
 class Postgres:
     """A private PostgreSQL cluster on 127.0.0.1: ``user`` with ``password`` owns it."""
 
-    proc: subprocess.Popen[bytes]
+    proc: subprocess.Popen[bytes] | None  # None: a cluster another process started (make demo's, left running)
     root: Path
     port: int
     user: str
@@ -361,6 +361,8 @@ class Postgres:
         return name
 
     def stop(self) -> None:
+        if self.proc is None:
+            raise InfraError("PostgreSQL: this cluster was started by another process; stop it there")
         # SIGINT is PostgreSQL's fast shutdown (SIGTERM waits for every client to leave)
         with contextlib.suppress(ProcessLookupError):
             os.killpg(self.proc.pid, signal.SIGINT)

@@ -7,8 +7,9 @@
    The stack a team runs, on loopback: PostgreSQL, an S3-compatible object store (moto) and
    `mlflow server --app-name basic-auth` keeping its runs and users in PostgreSQL and its artifacts in a bucket;
    the jobs get a writer (the push) and a read-only user (weekly-drift) as the template's secrets.
-2. Push 1 to the default branch runs ml-pipeline.yml: validate, train (DVC + MLflow on that server), gate, build and push the image by digest, first deploy (the stable behind the nginx router),
-   promote (alias champion), lineage record.
+2. Push 1 to the default branch runs ml-pipeline.yml: validate, train (DVC + MLflow on that server), gate,
+   build and push the image by digest, first deploy (the stable behind the nginx router), promote (alias
+   champion), lineage record.
 3. A parameter change, push 2, with a load generator sending requests through the router the whole time: the
    new candidate is gated against the champion, built, rolled out as a canary step by step with analysis,
    promoted, recorded.
@@ -30,6 +31,7 @@ import contextlib
 import json
 import os
 import re
+from secrets import token_hex
 import shutil
 import signal
 import subprocess
@@ -287,6 +289,21 @@ def stack_secrets(stack: dict[str, Any]) -> dict[str, str]:
             "MLFLOW_TRACKING_USERNAME": "writer", "MLFLOW_TRACKING_PASSWORD": users["writer"]}
 
 
+def bucket_row(stack: dict[str, Any]) -> list[str]:
+    """The demo table's check that the models' files went to the bucket (through the server), not to a disk."""
+    import boto3
+
+    s3 = stack["s3"]
+    anyone = token_hex(8)  # moto takes any credential; the jobs were given none
+    client = boto3.client("s3", endpoint_url=s3["endpoint"], aws_access_key_id=anyone,
+                          aws_secret_access_key=anyone, region_name="us-east-1")
+    keys = [o["Key"] for page in client.get_paginator("list_objects_v2").paginate(Bucket=s3["bucket"])
+            for o in page.get("Contents", [])]
+    models = sorted({k.split("/artifacts/")[0] for k in keys if "/MLmodel" in k})
+    return ["stack: artifacts in the object store", "ok" if models else "failed",
+            f"{len(keys)} objects in s3://{s3['bucket']}/mlflow, the model files of {len(models)} runs"]
+
+
 def stop_stack(stack: dict[str, Any]) -> None:
     """Stop what ``start_stack`` left running (MLflow first, then the store and PostgreSQL)."""
     for part in ("mlflow", "s3"):
@@ -444,6 +461,7 @@ def lifecycle(harness: Harness, work: Path, repo: Path, state: dict[str, Any], s
                          f"{load.summary()}; {len(load.failures)} failed {traffic.failures()}".strip()
                          if traffic.started else "never started"])
 
+    rows.append(bucket_row(stack))
     elapsed = time.monotonic() - start
     timings_file = work / "timings.json"
     timings = json.loads(timings_file.read_text()) if timings_file.is_file() else {}

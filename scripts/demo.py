@@ -31,7 +31,6 @@ import contextlib
 import json
 import os
 import re
-from secrets import token_hex
 import shutil
 import signal
 import subprocess
@@ -39,6 +38,7 @@ import sys
 import threading
 import time
 from pathlib import Path
+from secrets import token_hex
 from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -480,7 +480,8 @@ def lifecycle(harness: Harness, work: Path, repo: Path, state: dict[str, Any], s
     gh.add_summary("## leanops demo\n\n" + gh.md_table(["stage", "result", "detail"], rows) + "\n" + reports + "\n")
     print(gh.md_table(["stage", "result", "detail"], rows))
     print(f"\n{reports}\n\ndemo took {elapsed:.0f}s ({'from nothing' if fresh else 'continuing the last demo'}; "
-          f"the first run took {timings['first']:.0f}s; targets with the retraining loop: <= 15 min cold, <= 11 min warm)")
+          f"the first run took {timings['first']:.0f}s; targets with the retraining loop: <= 15 min cold, "
+          "<= 11 min warm)")
     failed = [r[0] for r in rows if r[1] in ("failed", "no issue opened")]
     if failed:
         print(f"demo: these stages did not do what they should: {', '.join(failed)}", file=sys.stderr)

@@ -7,10 +7,12 @@ basic-auth tracking server keeping its runs and users in PostgreSQL and its arti
   read-only and the writing credentials as secrets: it finds none, and the server holds no run, version or alias
   from it;
 - then a push to the default branch retrains (it does not reuse a forged run that carries the same cache key,
-  tagged as a pull request's would be), registers the new version, builds and pushes the image and promotes it
-  (`canary: false`: the canary's own e2e covers the rollout; this one is about who can write what). The pull
-  request adds nothing to the bucket; the push's model files are objects there, under its run, uploaded through
-  the server (the jobs hold no storage credential: the server proxies the artifacts).
+  tagged as a pull request's would be), registers the new version, builds and pushes the image, deploys it
+  through canary-deploy (a first deploy: the model read from the registry with the writer, its files from the
+  bucket through the server, verified by digest, served behind the router; the canary's analysis under traffic
+  on this stack is make demo's, its verdicts the canary e2e's) and promotes it. The pull request adds nothing to
+  the bucket; the push's model files are objects there, under its run, uploaded through the server (the jobs
+  hold no storage credential: the server proxies the artifacts).
 """
 
 from __future__ import annotations
@@ -29,10 +31,10 @@ from leanops import cli
 from leanops.tools.harness import REGISTRY, ActRun, ensure_base_image
 
 from ..api_recorder import Recorder
-from ..conftest import make_repo
-from ..services import AuthServer, Stack, remove_images
+from ..conftest import free_port, make_repo
+from ..services import AuthServer, Stack
 from ..unit.test_gh import parse_outputs
-from .test_ml_pipeline import NUMBER, pull_request_event, push_event, scaffold
+from .test_ml_pipeline import NUMBER, cleanup, predict, pull_request_event, push_event, scaffold
 
 pytestmark = pytest.mark.e2e
 
@@ -193,13 +195,13 @@ def test_a_pull_request_cannot_write_and_the_push_to_main_retrains_and_deploys(
         _runpy.run_path(str(Path(__file__).with_name("spy.py")))
 
         """) + main, 1)
+    port = free_port()
     cfg = yaml.safe_load(files["leanops.yml"])
     cfg.setdefault("build-push-image", {}).update({"registry": f"{REGISTRY}/leanops-tests", "base-image": base})
+    canary = cfg.setdefault("canary-deploy", {})
+    canary.setdefault("router", {}).update({"publish": f"127.0.0.1:{port}", "base-image": base})
+    canary["ready-timeout"] = 120
     files["leanops.yml"] = yaml.safe_dump(cfg, sort_keys=False)
-    caller = files[".github/workflows/ml-pipeline.yml"]
-    files[".github/workflows/ml-pipeline.yml"] = re.sub(r"(?m)^(\s+)(environment: production.*)$",
-                                                        r"\1\2\n\1canary: false", caller, count=1)
-    assert "canary: false" in files[".github/workflows/ml-pipeline.yml"]
     name = f"example/{model}"
     repo = make_repo(tmp_path / "repo", files, origin=f"https://github.com/{name}.git")
     key = cache_key(repo, name, monkeypatch, tmp_path)
@@ -251,7 +253,9 @@ def test_a_pull_request_cannot_write_and_the_push_to_main_retrains_and_deploys(
         assert "gate-metrics: 2 gates passed" in out
         image = re.search(rf"{re.escape(REGISTRY)}/leanops-tests/{model}@sha256:[0-9a-f]{{64}}", out)
         assert image, out[-10000:]
+        assert "first deploy: started as the stable without analysis" in out, out[-10000:]
         assert "alias champion -> version 2" in out, out[-10000:]
+        assert predict(port) == 200  # the model the canary job read through the stack serves behind its router
         listed = versions(server, model)
         assert [v["version"] for v in listed] == ["1", "2"]
         trusted_run = listed[1]["run_id"]
@@ -276,4 +280,4 @@ def test_a_pull_request_cannot_write_and_the_push_to_main_retrains_and_deploys(
         print("spy on the push:", sorted(mlflow_found(push[0], server)) if push else "no report",
               push[0]["statuses"] if push else "")
     finally:
-        remove_images(f"{REGISTRY}/leanops-tests/{model}")
+        cleanup(model)

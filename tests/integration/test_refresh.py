@@ -90,6 +90,18 @@ def train(repo: dict, *extra: str) -> tuple[int, dict[str, str]]:  # type: ignor
     return code, parse_outputs(repo["out"].read_text())
 
 
+def failed_refresh(repo: dict, capsys: pytest.CaptureFixture[str]) -> tuple[str, str, dict[str, str]]:  # type: ignore[type-arg]
+    """A refresh whose source cannot be read: exit 3; (the one line naming the stage, all it printed, outputs)."""
+    code, out = train(repo, "--refresh", "true")
+    captured = capsys.readouterr()
+    err = captured.out + captured.err
+    assert code == 3, err
+    line = next(ln for ln in err.splitlines() if "refresh: dvc repro -f -s fetch failed" in ln)
+    assert "the data source could not be read" in line
+    assert 'File "' + str(Path(cli.__file__).parent) not in err  # no traceback of leanops's own
+    return line, err, out
+
+
 def versions(uri: str) -> list[str]:
     from mlflow import MlflowClient
 
@@ -165,14 +177,9 @@ def test_an_unreadable_source_exits_3_in_one_line_and_changes_nothing(repo: dict
     assert code == 0
     capsys.readouterr()
     repo["source"].unlink()  # the database is down, the table is gone
-    code, out = train(repo, "--refresh", "true")
-    captured = capsys.readouterr()
-    err = captured.out + captured.err
-    assert code == 3, err
-    line = next(ln for ln in err.splitlines() if "refresh: dvc repro -f -s fetch failed" in ln)
+    line, _, out = failed_refresh(repo, capsys)
     assert "the data source could not be read: failed to reproduce 'fetch'" in line
     assert "FileNotFoundError" in line and str(repo["source"]) in line  # the stage's own last words
-    assert 'File "' + str(Path(cli.__file__).parent) not in err  # no traceback of leanops's own
     assert versions(repo["uri"]) == ["1"] and "model-version" not in out
 
 

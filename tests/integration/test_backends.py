@@ -127,6 +127,36 @@ def test_the_database_down_behind_the_tracking_server_stops_before_any_work_in_o
     assert not (repo / "model.pkl").exists()  # nothing trained
 
 
+def test_the_object_store_down_behind_the_tracking_server_exits_3_in_one_line_and_registers_nothing(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, runner_files, capsys: pytest.CaptureFixture[str]) -> None:
+    """A stack of its own whose object store stops: the tracking server takes the run's rows but cannot store
+    the model's files. train-with-cache exits 3 with one line, and the registry holds no version of the model."""
+    from ..services import backend_stack
+
+    for name in CLIENT:
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("GITHUB_EVENT_NAME", "push")
+    with backend_stack(tmp_path / "stack") as own:
+        own.mlflow.share("no-bucket")
+        for name, value in own.mlflow.writer.env().items():
+            monkeypatch.setenv(name, value)
+        repo = tiny_repo(tmp_path / "repo", stage_code=MODEL_STAGE)
+        capsys.readouterr()
+        own.store.stop()
+        code = train(repo, own.mlflow.uri, "no-bucket")
+        err = capsys.readouterr().err
+        versions = rows(own, "SELECT count(*) FROM model_versions WHERE name = %s", "no-bucket")
+        statuses = rows(own, "SELECT status FROM runs")
+    assert code == 3, err
+    errors = [line for line in err.splitlines() if "error" in line.lower()]
+    assert len(errors) == 1 and errors[0].startswith(
+        f"leanops train-with-cache: error: tracking server {own.mlflow.uri}: logging run "), err
+    assert "failed (its artifact store)" in errors[0] and errors[0].endswith(
+        "the run is marked FAILED, no version registered"), errors[0]
+    assert "Traceback" not in err and own.mlflow.writer.password not in err
+    assert versions == [(0,)] and statuses == [("FAILED",)]  # nothing half-written in the registry
+
+
 def test_a_postgresql_tracking_store_that_does_not_answer_stops_before_any_work_in_one_line(
         postgres_server, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, runner_files,
         capsys: pytest.CaptureFixture[str]) -> None:

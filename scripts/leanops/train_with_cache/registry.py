@@ -382,21 +382,37 @@ def _log_and_register(s: Settings, project: Project, uri: str, key: str, lock_ha
         _fault("before-alias")
         client.set_registered_model_alias(s.model_name, ALIAS, version)
         client.set_terminated(run_id, "FINISHED")
-    except BaseException:
-        if version is not None:
-            try:
-                client.delete_model_version(s.model_name, version)
-                gh.step(f"deleted the unfinished version {s.model_name}/{version}")
-            except Exception as exc:  # noqa: BLE001 - report, then raise the first failure
-                gh.warning(f"could not delete the unfinished version {s.model_name}/{version}: {exc}")
-        try:
-            client.set_terminated(run_id, "FAILED")
-        except Exception as exc:  # noqa: BLE001 - the first failure is the one to report
-            gh.warning(f"could not mark run {run_id} FAILED: {exc}")
-        raise
+    except BaseException as exc:
+        left = _undo(client, s.model_name, run_id, version)
+        if isinstance(exc, (BadInput, InfraError)) or not isinstance(exc, Exception):
+            raise
+        # the server took the run but not what followed (its artifact store down, a 5xx): one line, exit 3
+        text = " ".join(str(exc).split())[:300].replace(uri, tracking.mask_uri(uri))
+        where = "its artifact store" if "mlflow-artifacts" in text or "artifact" in type(exc).__name__.lower() \
+            else "the server"
+        raise InfraError(f"tracking server {tracking.mask_uri(uri)}: logging run {run_id} failed ({where}): "
+                         f"{text}; the run is marked FAILED, "
+                         + (f"version {version} is left: delete it" if left else "no version registered")) from None
     gh.step(f"registered {s.model_name} version {version} with alias {ALIAS} "
             f"in {time.monotonic() - t0:.1f}s")
     return run_id, version
+
+
+def _undo(client: Any, name: str, run_id: str, version: str | None) -> bool:
+    """A failed logging: delete the unfinished version and mark the run FAILED; whether a version is left."""
+    left = False
+    if version is not None:
+        try:
+            client.delete_model_version(name, version)
+            gh.step(f"deleted the unfinished version {name}/{version}")
+        except Exception as exc:  # noqa: BLE001 - report, then raise the first failure
+            gh.warning(f"could not delete the unfinished version {name}/{version}: {exc}")
+            left = True
+    try:
+        client.set_terminated(run_id, "FAILED")
+    except Exception as exc:  # noqa: BLE001 - the first failure is the one to report
+        gh.warning(f"could not mark run {run_id} FAILED: {exc}")
+    return left
 
 
 def logged_digest(model_uri: str, uri: str) -> str:

@@ -61,8 +61,7 @@ from leanops.fsutil import atomic_write, atomic_write_json  # noqa: E402
 from leanops.tools.harness import REGISTRY, ActRun, Harness, default_home, ensure_base_image  # noqa: E402
 from leanops.tools.services import (  # noqa: E402
     Postgres,
-    start_mlflow_auth_server,
-    start_object_store,
+    start_backend_stack,
     start_postgres,
 )
 
@@ -258,17 +257,12 @@ def start_stack(work: Path) -> dict[str, Any]:
     jobs) and a read-only user (pull requests, weekly-drift). What a client needs is recorded in the state file
     (mode 0600)."""
     pg = start_postgres()
-    s3 = start_object_store(work / "s3")
     try:
-        tracking_db, auth_db = pg.create_database("mlflow"), pg.create_database("mlflow_auth")
-        bucket = s3.create_bucket("leanops-demo")
-        proc, server = start_mlflow_auth_server(
-            work / "mlflow", backend_store_uri=pg.url(tracking_db), auth_database_uri=pg.url(auth_db),
-            artifacts_destination=f"s3://{bucket}/mlflow", env=s3.env())
+        own, proc = start_backend_stack(work, pg, "leanops-demo")
     except BaseException:
-        s3.stop()
         pg.stop()
         raise
+    s3, server, bucket = own.store, own.mlflow, own.bucket
     server.share(MODEL)  # the experiment and the registered model: MANAGE for the writer, READ for the reader
     gh.step(f"PostgreSQL 127.0.0.1:{pg.port}, object store {s3.endpoint} (bucket {bucket}), "
             f"MLflow (basic-auth) {server.uri}: runs in PostgreSQL, artifacts in s3://{bucket}/mlflow")

@@ -9,9 +9,11 @@ basic-auth` keeping runs, models and users in PostgreSQL and artifacts in an S3-
 
 from __future__ import annotations
 
+import contextlib
 import urllib.error
 import urllib.request
 import uuid
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -102,21 +104,30 @@ def test_the_reader_writes_nothing_to_postgresql_or_the_bucket(stack: Stack) -> 
     assert rows(stack, "SELECT count(*) FROM model_versions WHERE name = %s", model) == [(0,)]
 
 
-def test_the_database_down_behind_the_tracking_server_stops_before_any_work_in_one_line(
-        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, runner_files, capsys: pytest.CaptureFixture[str]) -> None:
-    """A stack of its own whose PostgreSQL stops: the server answers 503, train-with-cache retries, then exits 3
-    with one error line naming the tracking server, before anything trains or is written."""
+@contextlib.contextmanager
+def own_stack(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str],
+              model: str) -> Iterator[tuple[Stack, Path]]:
+    """A stack of its own (one of its services is about to stop), the writer's credential in the environment of
+    a push, and a tiny repository to train; what was printed so far is dropped."""
     from ..services import backend_stack
 
     for name in CLIENT:
         monkeypatch.delenv(name, raising=False)
     monkeypatch.setenv("GITHUB_EVENT_NAME", "push")
     with backend_stack(tmp_path / "stack") as own:
-        own.mlflow.share("down")
+        own.mlflow.share(model)
         for name, value in own.mlflow.writer.env().items():
             monkeypatch.setenv(name, value)
         repo = tiny_repo(tmp_path / "repo", stage_code=MODEL_STAGE)
         capsys.readouterr()
+        yield own, repo
+
+
+def test_the_database_down_behind_the_tracking_server_stops_before_any_work_in_one_line(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, runner_files, capsys: pytest.CaptureFixture[str]) -> None:
+    """A stack of its own whose PostgreSQL stops: the server answers 503, train-with-cache retries, then exits 3
+    with one error line naming the tracking server, before anything trains or is written."""
+    with own_stack(tmp_path, monkeypatch, capsys, "down") as (own, repo):
         own.postgres.stop()
         assert train(repo, own.mlflow.uri, "down") == 3
     err = capsys.readouterr().err
@@ -131,17 +142,7 @@ def test_the_object_store_down_behind_the_tracking_server_exits_3_in_one_line_an
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch, runner_files, capsys: pytest.CaptureFixture[str]) -> None:
     """A stack of its own whose object store stops: the tracking server takes the run's rows but cannot store
     the model's files. train-with-cache exits 3 with one line, and the registry holds no version of the model."""
-    from ..services import backend_stack
-
-    for name in CLIENT:
-        monkeypatch.delenv(name, raising=False)
-    monkeypatch.setenv("GITHUB_EVENT_NAME", "push")
-    with backend_stack(tmp_path / "stack") as own:
-        own.mlflow.share("no-bucket")
-        for name, value in own.mlflow.writer.env().items():
-            monkeypatch.setenv(name, value)
-        repo = tiny_repo(tmp_path / "repo", stage_code=MODEL_STAGE)
-        capsys.readouterr()
+    with own_stack(tmp_path, monkeypatch, capsys, "no-bucket") as (own, repo):
         own.store.stop()
         code = train(repo, own.mlflow.uri, "no-bucket")
         err = capsys.readouterr().err

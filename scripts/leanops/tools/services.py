@@ -530,19 +530,33 @@ class Stack:
         return {"MLFLOW_TRACKING_URI": self.mlflow.uri, **user.env(), **self.store.env()}
 
 
+def start_backend_stack(base: Path, pg: Postgres, bucket_prefix: str = "leanops",
+                        ) -> tuple[Stack, subprocess.Popen[bytes]]:
+    """On ``pg`` (a database for the tracking store and one for the users): moto with a new bucket and
+    ``mlflow server --app-name basic-auth`` with ``--artifacts-destination s3://BUCKET/mlflow``, left running
+    (``make demo`` keeps them for the next demo); returns the stack and the tracking server's process."""
+    store = start_object_store(base / "s3")
+    try:
+        tracking_db, auth_db = pg.create_database("mlflow"), pg.create_database("mlflow_auth")
+        bucket = store.create_bucket(bucket_prefix)
+        proc, server = start_mlflow_auth_server(
+            base / "mlflow", backend_store_uri=pg.url(tracking_db), auth_database_uri=pg.url(auth_db),
+            artifacts_destination=f"s3://{bucket}/mlflow", env=store.env())
+    except BaseException:
+        store.stop()
+        raise
+    return Stack(pg, store, server, bucket, tracking_db), proc
+
+
 @contextlib.contextmanager
 def backend_stack(base: Path) -> Iterator[Stack]:
-    """PostgreSQL (a database for the tracking store and one for the users), moto with a new bucket, and
-    ``mlflow server --app-name basic-auth`` with ``--artifacts-destination s3://BUCKET/mlflow``."""
+    """PostgreSQL and ``start_backend_stack`` on it, for the duration of the block."""
     with contextlib.ExitStack() as stack:
         pg = stack.enter_context(postgres())
-        store = stack.enter_context(object_store(base / "s3"))
-        tracking_db, auth_db = pg.create_database("mlflow"), pg.create_database("mlflow_auth")
-        bucket = store.create_bucket()
-        server = stack.enter_context(mlflow_auth_server(
-            base / "mlflow", backend_store_uri=pg.url(tracking_db), auth_database_uri=pg.url(auth_db),
-            artifacts_destination=f"s3://{bucket}/mlflow", env=store.env()))
-        yield Stack(pg, store, server, bucket, tracking_db)
+        own, proc = start_backend_stack(base, pg)
+        stack.callback(own.store.stop)
+        stack.callback(stop_server, proc)  # the tracking server first, then the store, then PostgreSQL
+        yield own
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -57,7 +57,10 @@ def prepare_context(ctx: Path, p: Plan) -> None:
     import leanops
 
     shutil.copy2(p.dockerfile, ctx / "Dockerfile")
-    requirements(ctx / "requirements.txt", serve_extras(ctx / "model"))  # XGBoost, LightGBM: only when needed
+    extras = serve_extras(ctx / "model")  # XGBoost, LightGBM: only when the model needs them
+    requirements(ctx / "requirements.txt", extras)
+    gh.step("serve requirements: the kit's locked serve extra" + (f" with {', '.join(extras)} (the model's "
+            "requirements.txt)" if extras else ""))
     shutil.copytree(Path(leanops.__file__).resolve().parent, ctx / "leanops",
                     ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
     (ctx / ".dockerignore").write_text("**/__pycache__\n")

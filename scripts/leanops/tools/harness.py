@@ -36,7 +36,9 @@ from ..flags import add_flag
 from ..pins import PINS, STOOD_IN
 
 CA_BUNDLE = "/etc/ssl/certs/ca-certificates.crt"
-RUNNER_PACKAGES = ("python3", "python3-venv", "python3-pip", "git", "curl", "jq", "ca-certificates")
+# what the workflows and adopters' stages rely on in GitHub's ubuntu-latest: libgomp1 is the OpenMP runtime
+# LightGBM's wheel links (a stage training LightGBM fails to import it without)
+RUNNER_PACKAGES = ("python3", "python3-venv", "python3-pip", "git", "curl", "jq", "ca-certificates", "libgomp1")
 RUNNER_SUITE = "bookworm"
 RUNNER_MIRROR = os.environ.get("LEANOPS_DEBIAN_MIRROR", "http://deb.debian.org/debian")
 DEBOOTSTRAP_CACHE = Path("/var/cache/leanops/debootstrap")  # downloaded .debs, shared by the images

@@ -36,11 +36,12 @@ unit: setup
 e2e: engine
 	$(RUN) pytest -m e2e tests
 
-# Everything: lint, unit, integration and e2e tests (e2e under act with the real engine).
+# Everything: lint, unit, integration and e2e tests (e2e under act with the real engine). The e2e suite and
+# the unit and integration suites run side by side, each in its own pytest process (scripts/test-suites.sh).
 test: engine
 	$(RUN) ruff check .
 	$(RUN) mypy
-	$(RUN) pytest --durations=30 tests
+	@UV=$(UV) scripts/test-suites.sh
 	$(RUN) actionlint .github/workflows/*.yml
 	$(RUN) zizmor --no-progress $(WORKFLOW_FILES)
 	$(RUN) zizmor --no-progress --pedantic $(WORKFLOW_FILES)

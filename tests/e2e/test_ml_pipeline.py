@@ -75,13 +75,27 @@ def push_event(path: Path, full_name: str) -> Path:
     return path
 
 
-def predict(port: int) -> int:
-    """One prediction of a churn record through the canary's router on ``port``: the HTTP status."""
-    body = json.dumps({"records": [CHURN_RECORD]}).encode()
-    req = urllib.request.Request(f"http://127.0.0.1:{port}/predict", data=body,
+def post(port: int, record: dict[str, Any]) -> tuple[int, dict[str, Any]]:
+    """/predict through the canary's router on ``port`` for one record: the HTTP status and the answer."""
+    req = urllib.request.Request(f"http://127.0.0.1:{port}/predict", data=json.dumps({"records": [record]}).encode(),
                                  headers={"Content-Type": "application/json"})
     with urllib.request.urlopen(req, timeout=30) as resp:
-        return int(resp.status)
+        return int(resp.status), dict(json.loads(resp.read()))
+
+
+def predict(port: int) -> int:
+    """One prediction of a churn record through the canary's router on ``port``: the HTTP status."""
+    return post(port, CHURN_RECORD)[0]
+
+
+def deployable(files: dict[str, str], key: str, base: str, port: int) -> dict[str, str]:
+    """The leanops.yml at ``key`` with this test's registry, base images and router port."""
+    cfg = yaml.safe_load(files[key])
+    cfg.setdefault("build-push-image", {}).update({"registry": f"{REGISTRY}/leanops-tests", "base-image": base})
+    canary = cfg.setdefault("canary-deploy", {})
+    canary.setdefault("router", {}).update({"publish": f"127.0.0.1:{port}", "base-image": base})
+    canary["ready-timeout"] = 120
+    return {**files, key: yaml.safe_dump(cfg, sort_keys=False)}
 
 
 def cleanup(name: str) -> None:
@@ -355,26 +369,6 @@ def test_five_models_of_their_own_formats_and_tasks_on_one_pull_request(harness,
         assert {f"leanops-gate-metrics{tail}", f"data-validate-report{tail}"} <= artifacts, (m.folder, artifacts)
 
 
-def deployable(files: Files, m: Model, base: str, port: int) -> Files:
-    """This test's registry, base images, router port for model ``m``."""
-    key = prefixed(m, "leanops.yml")
-    cfg = yaml.safe_load(files[key])
-    cfg.setdefault("build-push-image", {}).update({"registry": f"{REGISTRY}/leanops-tests", "base-image": base})
-    canary = cfg.setdefault("canary-deploy", {})
-    canary.setdefault("router", {}).update({"publish": f"127.0.0.1:{port}", "base-image": base})
-    canary["ready-timeout"] = 120
-    return {**files, key: yaml.safe_dump(cfg, sort_keys=False)}
-
-
-def answer(port: int, record: dict[str, Any]) -> dict[str, Any]:
-    """/predict through the canary's router on ``port`` for one record."""
-    req = urllib.request.Request(f"http://127.0.0.1:{port}/predict", data=json.dumps({"records": [record]}).encode(),
-                                 headers={"Content-Type": "application/json"})
-    with urllib.request.urlopen(req, timeout=30) as resp:
-        assert resp.status == 200
-        return dict(json.loads(resp.read()))
-
-
 def test_five_models_on_one_push_build_serve_and_become_champions(harness, mlflow_server: str,
                                                                   tmp_path: Path) -> None:
     from mlflow import MlflowClient
@@ -384,7 +378,7 @@ def test_five_models_on_one_push_build_serve_and_become_champions(harness, mlflo
     ports = {m.stem: free_port() for m in MODELS}
     files = scaffold_models(tmp_path / "scaffold", suffix)
     for m in MODELS:
-        files = deployable(files, m, base, ports[m.stem])
+        files = deployable(files, prefixed(m, "leanops.yml"), base, ports[m.stem])
     name = f"example/models-{suffix}"
     repo = make_repo(tmp_path / "repo", files, origin=f"https://github.com/{name}.git")
     client = MlflowClient(mlflow_server, registry_uri=mlflow_server)
@@ -418,7 +412,8 @@ def test_five_models_on_one_push_build_serve_and_become_champions(harness, mlflo
                 assert client.get_run(version.run_id).data.params["max_depth"] == "3"
 
             # the model answers behind its router in its task's shape
-            got = answer(ports[m.stem], m.record)
+            status, got = post(ports[m.stem], m.record)
+            assert status == 200, got
             assert len(got["predictions"]) == 1, got
             if m.classes:
                 assert got["classes"] == m.classes and got["predictions"][0] in m.classes, got

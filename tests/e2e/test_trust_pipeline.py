@@ -25,7 +25,6 @@ import uuid
 from pathlib import Path
 
 import pytest
-import yaml
 
 from leanops import cli
 from leanops.tools.harness import REGISTRY, ActRun, ensure_base_image
@@ -34,7 +33,7 @@ from ..api_recorder import Recorder
 from ..conftest import free_port, make_repo
 from ..services import AuthServer, Stack
 from ..unit.test_gh import parse_outputs
-from .test_ml_pipeline import NUMBER, cleanup, predict, pull_request_event, push_event, scaffold
+from .test_ml_pipeline import NUMBER, cleanup, deployable, predict, pull_request_event, push_event, scaffold
 
 pytestmark = pytest.mark.e2e
 
@@ -196,12 +195,7 @@ def test_a_pull_request_cannot_write_and_the_push_to_main_retrains_and_deploys(
 
         """) + main, 1)
     port = free_port()
-    cfg = yaml.safe_load(files["leanops.yml"])
-    cfg.setdefault("build-push-image", {}).update({"registry": f"{REGISTRY}/leanops-tests", "base-image": base})
-    canary = cfg.setdefault("canary-deploy", {})
-    canary.setdefault("router", {}).update({"publish": f"127.0.0.1:{port}", "base-image": base})
-    canary["ready-timeout"] = 120
-    files["leanops.yml"] = yaml.safe_dump(cfg, sort_keys=False)
+    files = deployable(files, "leanops.yml", base, port)
     name = f"example/{model}"
     repo = make_repo(tmp_path / "repo", files, origin=f"https://github.com/{name}.git")
     key = cache_key(repo, name, monkeypatch, tmp_path)
